@@ -1,0 +1,252 @@
+"""``smc.generate``: direct, lcd, rerank, importance sampling and SMC in one loop.
+
+Target: π(x) ∝ p(x | prompt)·Φ(x), Φ = constraint × critic, over outputs ending
+in EOS within ``max_tokens``.  Each step every live particle draws one token
+(all rows in one batched forward), its log-weight gains log Zₜ (masked
+proposal) and the critic's twist prefix(x′) − prefix(x) where the critic is
+evaluated; at EOS the critic's ``complete`` closes the telescoping product, so a
+finished particle's weight is p(x)Φ(x)/q(x).  ``smc`` resamples when
+ESS < τ·N and accumulates log Ẑ = Σ_epochs log mean wᵢ.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+
+import numpy as np
+
+import kernels
+from potentials.base import NEG_INF, Potential, check_log_weight
+from smc.lm import LanguageModel
+from smc.population import Population
+from smc.proposal import LMProposal, MaskedProposal
+from smc.result import Result, posterior_from
+
+METHODS = ("direct", "lcd", "rerank", "is", "smc")
+PROPOSALS = ("mask", "awrs")
+RESAMPLERS = ("multinomial", "stratified", "systematic", "residual")
+WEIGHTED = ("rerank", "is", "smc")
+
+DEATH_NO_TOKEN = "the constraint allows no token"
+DEATH_CRITIC = "the critic rejected a prefix"
+DEATH_END = "the output was rejected at EOS"
+DEATH_LENGTH = "max_tokens reached before EOS"
+
+
+def _validate(lm, prompt, constraint, critic, method, proposal, n_particles, ess_threshold,
+              resampler, max_tokens) -> None:
+    if not isinstance(lm, LanguageModel):
+        raise TypeError(f"lm must be a smc LanguageModel (smc.load_model / smc.FunctionLM), "
+                        f"got {type(lm).__name__}")
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; allowed: {', '.join(METHODS)}")
+    if proposal not in PROPOSALS:
+        raise ValueError(f"unknown proposal {proposal!r}; allowed: {', '.join(PROPOSALS)}")
+    if resampler not in RESAMPLERS:
+        raise ValueError(f"unknown resampler {resampler!r}; allowed: {', '.join(RESAMPLERS)}")
+    if isinstance(n_particles, bool) or not isinstance(n_particles, int | np.integer) \
+            or n_particles < 1:
+        raise ValueError(f"n_particles must be an integer >= 1, got {n_particles!r}")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int | np.integer) \
+            or max_tokens < 1:
+        raise ValueError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
+    if not (isinstance(ess_threshold, int | float) and 0.0 <= ess_threshold <= 1.0):
+        raise ValueError(f"ess_threshold must be a number in [0, 1], got {ess_threshold!r}")
+    for name, pot in (("constraint", constraint), ("critic", critic)):
+        if pot is not None and not isinstance(pot, Potential):
+            raise TypeError(f"{name} must be a potentials.Potential or None, "
+                            f"got {type(pot).__name__}")
+    if proposal == "awrs":
+        raise NotImplementedError("proposal='awrs' arrives with the grammar issue; use 'mask'")
+
+
+def generate(
+    lm: LanguageModel,
+    prompt: str,
+    constraint: Potential | None = None,
+    critic: Potential | None = None,
+    method: str = "smc",
+    proposal: str = "mask",
+    n_particles: int = 32,
+    ess_threshold: float = 0.5,
+    resampler: str = "systematic",
+    max_tokens: int = 128,
+    seed: int | None = 0,
+    progress: bool = False,
+) -> Result:
+    """Sample outputs of ``lm`` after ``prompt`` from p·constraint·critic (see module doc)."""
+    _validate(lm, prompt, constraint, critic, method, proposal, n_particles, ess_threshold,
+              resampler, max_tokens)
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    n = int(n_particles)
+    weighted = method in WEIGHTED
+    masked = method in ("lcd", "is", "smc") and constraint is not None
+    twisted = method in ("is", "smc") and critic is not None
+    prompt_ids = lm.encode(prompt)
+    if lm.max_context is not None and len(prompt_ids) + max_tokens > lm.max_context:
+        raise ValueError(
+            f"prompt of {len(prompt_ids)} tokens + max_tokens={max_tokens} exceeds the model's "
+            f"context of {lm.max_context} tokens"
+        )
+
+    w0, c0 = 0.0, 0.0
+    if method in ("is", "smc"):
+        if constraint is not None:
+            w0 = check_log_weight(constraint.prefix(""), f"{constraint!r}.prefix")
+        if critic is not None:
+            c0 = check_log_weight(critic.prefix(""), f"{critic!r}.prefix")
+    pop = Population(n, w0 + c0, c0)
+    if w0 + c0 == NEG_INF:
+        for i in range(n):
+            pop.kill(i, DEATH_NO_TOKEN if w0 == NEG_INF else DEATH_CRITIC)
+    prop = MaskedProposal(lm, constraint) if masked else LMProposal()
+    log_ml = 0.0
+    ess_trace: list[float] = []
+    w_trace: list[list[float]] = []
+    resampled_at: list[int] = []
+    forward_s = 0.0
+    tokens_generated = 0
+
+    t0 = time.perf_counter()
+    state = lm.start(prompt_ids, n) if pop.live().any() else None
+    forward_s += time.perf_counter() - t0
+    bar = _progress_bar(progress, max_tokens, method)
+    step = 0
+    for step in range(1, max_tokens + 1):
+        live_rows = [k for k, i in enumerate(pop.rows) if pop.live()[i]]
+        if state is None or not live_rows:
+            break
+        if len(live_rows) != state.rows:
+            state.select(np.asarray(live_rows, np.int64))
+            pop.rows = pop.rows[live_rows]
+        uniforms = rng.random(len(pop.rows))
+        for k, i in enumerate(pop.rows):
+            token, log_z = prop.step(state.logprobs[k], pop.text[i], pop.held[i], uniforms[k])
+            if token < 0:
+                pop.kill(i, DEATH_NO_TOKEN)
+                continue
+            tokens_generated += 1
+            if method in ("is", "smc"):
+                pop.log_w[i] += log_z
+            if token in lm.eos_ids:
+                pop.tokens[i].append(token)
+                pop.finished[i] = True
+                _close(pop, i, method, constraint, critic, twisted)
+                continue
+            changed = pop.append(i, token, lm.vocab_bytes[token])
+            if twisted and changed and critic.evaluate_at(pop.text[i]):
+                v = check_log_weight(critic.prefix(pop.text[i]), f"{critic!r}.prefix")
+                if v == NEG_INF:
+                    pop.kill(i, DEATH_CRITIC)
+                else:
+                    pop.log_w[i] += v - pop.critic_last[i]
+                    pop.critic_last[i] = v
+        if step == max_tokens:
+            for i in np.flatnonzero(pop.live()):
+                pop.kill(int(i), DEATH_LENGTH)
+        ess = kernels.ess(pop.log_w) if weighted else float(pop.live().sum() + pop.finished.sum())
+        ess_trace.append(ess)
+        w_trace.append(pop.log_w.tolist())
+        if weighted and np.all(pop.log_w == NEG_INF):
+            break
+        ancestors = None
+        if method == "smc" and pop.live().any() and ess < ess_threshold * n:
+            log_ml += kernels.logsumexp(pop.log_w) - math.log(n)
+            ancestors = kernels.resample(pop.log_w, method=resampler, seed=rng)
+            resampled_at.append(step)
+        bar.update(1)
+        bar.set_postfix(live=int(pop.live().sum()), ess=f"{ess:.1f}")
+        if step == max_tokens:
+            break
+        # rows for the next forward: surviving live particles, in ancestor order
+        row_of = {int(i): k for k, i in enumerate(pop.rows)}
+        if ancestors is not None:
+            live_before = pop.live()
+            pop.take(ancestors)
+            pop.log_w[:] = np.where(pop.log_w == NEG_INF, NEG_INF, 0.0)
+            keep = [row_of[int(a)] for a in ancestors if live_before[a]]
+            pop.rows = np.flatnonzero(pop.live())
+        else:
+            keep = [row_of[int(i)] for i in pop.rows if pop.live()[i]]
+            pop.rows = np.asarray([i for i in pop.rows if pop.live()[i]], np.int64)
+        if not keep:
+            break
+        if keep != list(range(state.rows)):
+            state.select(np.asarray(keep, np.int64))
+        last = np.asarray([pop.tokens[i][-1] for i in pop.rows], np.int64)
+        t0 = time.perf_counter()
+        state.advance(last)
+        forward_s += time.perf_counter() - t0
+    bar.close()
+
+    for i in np.flatnonzero(pop.live()):  # loop left early: nothing more can finish
+        pop.kill(int(i), DEATH_LENGTH)
+    particles = pop.particles()
+    if weighted:
+        log_ml += kernels.logsumexp(pop.log_w) - math.log(n)
+    else:
+        log_ml = float("nan")
+    posterior = posterior_from(particles, weighted)
+    deaths: dict[str, int] = {}
+    for p in particles:
+        if p.death is not None:
+            deaths[p.death] = deaths.get(p.death, 0) + 1
+    if not posterior:
+        log_ml = NEG_INF
+        why = "; ".join(f"{k} ({v} particle{'s' * (v > 1)})" for k, v in deaths.items())
+        warnings.warn(f"every particle died, the posterior is empty: {why}", RuntimeWarning,
+                      stacklevel=2)
+    return Result(
+        posterior=posterior, log_ml=float(log_ml), particles=particles, ess_trace=ess_trace,
+        method=method, n_particles=n, seconds=time.perf_counter() - started,
+        tokens_generated=tokens_generated, resampled_at=resampled_at, log_weight_trace=w_trace,
+        forward_seconds=forward_s, steps=step, deaths=deaths,
+    )
+
+
+def _close(pop: Population, i: int, method: str, constraint, critic, twisted: bool) -> None:
+    """Weight of a particle that just emitted EOS."""
+    text = pop.text[i]
+    if pop.held[i]:
+        if method != "direct" and (constraint is not None or critic is not None):
+            pop.kill(i, DEATH_END)
+        return
+    if method == "rerank":
+        total = 0.0
+        for pot in (constraint, critic):
+            if pot is not None and total != NEG_INF:
+                total += check_log_weight(pot.complete(text), f"{pot!r}.complete")
+        if total == NEG_INF:
+            pop.kill(i, DEATH_END)
+        else:
+            pop.log_w[i] += total
+    elif twisted:
+        v = check_log_weight(critic.complete(text), f"{critic!r}.complete")
+        if v == NEG_INF:
+            pop.kill(i, DEATH_END)
+        else:
+            pop.log_w[i] += v - pop.critic_last[i]
+
+
+class _NoBar:
+    def update(self, *_):
+        pass
+
+    def set_postfix(self, **_):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress_bar(enabled: bool, total: int, method: str):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"{method} steps", unit="tok", leave=False)

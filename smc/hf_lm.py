@@ -1,0 +1,116 @@
+"""Hugging Face causal LMs as a batched backend with a shared, reorderable KV cache.
+
+The prompt runs through the model once (batch 1); its KV cache is then repeated
+to N rows.  Each step feeds one new token per live row in a single forward.
+Resampling and deaths call ``select``, which gathers cache rows by ancestor
+index (``DynamicCache.reorder_cache``): nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from smc.lm import BatchState, LanguageModel
+from smc.token_bytes import vocab_bytes
+
+
+class _HFState(BatchState):
+    def __init__(self, lm: HFLanguageModel, prompt_ids: Sequence[int], n: int) -> None:
+        import torch
+
+        self.lm = lm
+        self.length = len(prompt_ids)
+        ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
+        with torch.inference_mode():
+            out = lm.model(input_ids=ids, use_cache=True)
+        self.cache = out.past_key_values
+        if n > 1:
+            self.cache.batch_repeat_interleave(n)
+        row = self._to_logprobs(out.logits[:, -1, :])
+        self.logprobs = np.repeat(row, n, axis=0)
+
+    def _to_logprobs(self, logits) -> np.ndarray:
+        import torch
+
+        lp = torch.log_softmax(logits.float(), dim=-1)
+        return lp.cpu().numpy().astype(np.float64)[:, : self.lm.vocab_size]
+
+    def select(self, rows: np.ndarray) -> None:
+        import torch
+
+        rows = np.asarray(rows, dtype=np.int64)
+        self.logprobs = self.logprobs[rows]
+        if len(rows):
+            self.cache.reorder_cache(torch.as_tensor(rows, device=self.lm.device))
+
+    def advance(self, tokens: np.ndarray) -> None:
+        import torch
+
+        tokens = np.asarray(tokens, dtype=np.int64)
+        if len(tokens) == 0:
+            self.logprobs = np.empty((0, self.lm.vocab_size))
+            return
+        self.lm.check_length(self.length + 1)
+        ids = torch.as_tensor(tokens, device=self.lm.device).view(-1, 1)
+        with torch.inference_mode():
+            out = self.lm.model(input_ids=ids, past_key_values=self.cache, use_cache=True)
+        self.cache = out.past_key_values
+        self.length += 1
+        self.logprobs = self._to_logprobs(out.logits[:, -1, :])
+
+
+class HFLanguageModel(LanguageModel):
+    """A ``transformers`` causal LM and its tokenizer."""
+
+    def __init__(self, model, tokenizer, name: str = "") -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
+        self.device = next(model.parameters()).device
+        size = int(getattr(model.config, "vocab_size", len(tokenizer)))
+        self.vocab_bytes = vocab_bytes(tokenizer, max(size, len(tokenizer)))[:size]
+        eos = tokenizer.eos_token_id
+        gen = getattr(model, "generation_config", None)
+        extra = getattr(gen, "eos_token_id", None) if gen is not None else None
+        extra = [extra] if isinstance(extra, int) else list(extra or [])
+        if eos is None:
+            if not extra:
+                raise ValueError(f"{self.name}: the tokenizer defines no end-of-sequence token")
+            eos = extra[0]
+        self.eos = int(eos)
+        self.eos_ids = frozenset([self.eos, *map(int, extra)])
+        self.max_context = getattr(model.config, "max_position_embeddings", None)
+
+    def check_length(self, length: int) -> None:
+        if self.max_context is not None and length > self.max_context:
+            raise ValueError(
+                f"sequence of {length} tokens exceeds {self.name}'s context of "
+                f"{self.max_context} tokens; shorten the prompt or lower max_tokens"
+            )
+
+    def encode(self, prompt: str) -> list[int]:
+        ids = list(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
+        if not ids:  # the model needs one token to condition on
+            bos = self.tokenizer.bos_token_id
+            ids = [bos if bos is not None else self.eos]
+        return ids
+
+    def chat(self, user: str, system: str | None = None) -> str:
+        """The prompt string for one user turn, in the model's chat template."""
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": user}
+        ]
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+        return (system + "\n\n" if system else "") + user + "\n"
+
+    def start(self, prompt_ids: Sequence[int], n: int) -> BatchState:
+        self.check_length(len(prompt_ids))
+        return _HFState(self, prompt_ids, n)
+
+    def __repr__(self) -> str:
+        return f"HFLanguageModel({self.name!r}, vocab={self.vocab_size}, device={self.device})"

@@ -1,0 +1,136 @@
+"""Language-model backends behind one batched interface, and ``FunctionLM``.
+
+A backend turns a prompt into a *batch state* of N rows (one per live particle)
+and then, once per step, advances every row by one token in a single call:
+
+    state = lm.start(prompt_ids, n)      # prompt encoded once, shared by all rows
+    lp    = state.logprobs               # (rows, V) log p(v | prefix of row)
+    state.select(rows)                   # keep / duplicate / reorder rows (resampling, deaths)
+    state.advance(tokens)                # one token per row, one batched forward
+
+``select`` never recomputes anything: a transformer backend reorders its KV cache.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+
+class BatchState(ABC):
+    """Rows of partial sequences that advance together."""
+
+    logprobs: np.ndarray  # (rows, V) float64 next-token log-probabilities
+
+    @property
+    def rows(self) -> int:
+        return int(self.logprobs.shape[0])
+
+    @abstractmethod
+    def select(self, rows: np.ndarray) -> None:
+        """Replace the batch by ``rows`` (int indices into the current rows, repeats allowed)."""
+
+    @abstractmethod
+    def advance(self, tokens: np.ndarray) -> None:
+        """Append ``tokens[r]`` to row ``r`` and compute the next log-probabilities."""
+
+
+class LanguageModel(ABC):
+    """What the sampler needs from a causal language model."""
+
+    vocab_bytes: list[bytes | None]  # bytes of each token id; None = special (never text)
+    eos: int  # the end-of-sequence id the outputs end with
+    eos_ids: frozenset[int]  # every id that ends a sequence
+    max_context: int | None = None  # longest sequence the model accepts, None = unbounded
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab_bytes)
+
+    @abstractmethod
+    def encode(self, prompt: str) -> list[int]:
+        """Token ids of the prompt (with whatever the model expects in front)."""
+
+    @abstractmethod
+    def start(self, prompt_ids: Sequence[int], n: int) -> BatchState:
+        """Encode the prompt once and return a state of ``n`` identical rows."""
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """Text of generated ids (special ids dropped, broken UTF-8 replaced)."""
+        data = b"".join(self.vocab_bytes[t] or b"" for t in token_ids if t not in self.eos_ids)
+        return data.decode("utf-8", errors="replace")
+
+
+class _FunctionState(BatchState):
+    def __init__(self, lm: FunctionLM, prefixes: list[tuple[int, ...]]) -> None:
+        self.lm = lm
+        self.prefixes = prefixes
+        self.logprobs = np.stack([lm.logprobs_of(p) for p in prefixes])
+
+    def select(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        self.prefixes = [self.prefixes[r] for r in rows]
+        self.logprobs = self.logprobs[rows]
+
+    def advance(self, tokens: np.ndarray) -> None:
+        self.prefixes = [p + (int(t),) for p, t in zip(self.prefixes, tokens, strict=True)]
+        if self.prefixes:
+            self.logprobs = np.stack([self.lm.logprobs_of(p) for p in self.prefixes])
+        else:
+            self.logprobs = np.empty((0, self.lm.vocab_size))
+
+
+class FunctionLM(LanguageModel):
+    """A language model given by a function: ``next_logprobs(token_ids) -> log p(· | ids)``.
+
+    ``vocab`` lists each token's text (str or bytes); ``eos`` indexes the end
+    token.  There is no tokenizer: the prompt must be ``""`` and ``token_ids``
+    are the ids generated so far.  Results are memoised per prefix.
+    """
+
+    def __init__(
+        self,
+        vocab: Sequence[str | bytes],
+        eos: int,
+        next_logprobs: Callable[[list[int]], np.ndarray],
+        max_context: int | None = None,
+    ) -> None:
+        if not 0 <= eos < len(vocab):
+            raise ValueError(f"eos={eos} is not an index into a vocabulary of {len(vocab)}")
+        self.vocab = list(vocab)
+        self.vocab_bytes = [
+            None if i == eos else (v.encode("utf-8") if isinstance(v, str) else bytes(v))
+            for i, v in enumerate(vocab)
+        ]
+        self.eos = eos
+        self.eos_ids = frozenset({eos})
+        self.max_context = max_context
+        self._fn = next_logprobs
+        self._memo: dict[tuple[int, ...], np.ndarray] = {}
+
+    def encode(self, prompt: str) -> list[int]:
+        if prompt:
+            raise ValueError("a FunctionLM has no tokenizer: pass prompt=''")
+        return []
+
+    def logprobs_of(self, prefix: tuple[int, ...]) -> np.ndarray:
+        hit = self._memo.get(prefix)
+        if hit is None:
+            hit = np.asarray(self._fn(list(prefix)), dtype=np.float64)
+            if hit.shape != (self.vocab_size,):
+                raise ValueError(
+                    f"next_logprobs returned shape {hit.shape}, expected ({self.vocab_size},)"
+                )
+            if np.isnan(hit).any():
+                raise ValueError(f"next_logprobs returned NaN after prefix {list(prefix)}")
+            if len(self._memo) < 1_000_000:
+                self._memo[prefix] = hit
+        return hit
+
+    def start(self, prompt_ids: Sequence[int], n: int) -> BatchState:
+        return _FunctionState(self, [tuple(prompt_ids)] * n)
+
+    def __repr__(self) -> str:
+        return f"FunctionLM(vocab={len(self.vocab)}, eos={self.eos})"

