@@ -34,6 +34,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="HF model id or local path (default: embedded)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", metavar="PNG", help="write ESS and log-weight traces to a PNG")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"smc-decode: {err}", file=sys.stderr)
         return 2
+    if args.plot:
+        from smc.plots import plot_traces
+
+        plot_traces(res, args.plot)
     if args.json:
         print(json.dumps(res.to_json()))
     else:

@@ -117,10 +117,14 @@ def generate(
     forward_s += time.perf_counter() - t0
     bar = _progress_bar(progress, max_tokens, method)
     step = 0
+    timing: dict[str, list[float]] = {"step": [], "forward": [], "rows": []}
     for step in range(1, max_tokens + 1):
-        live_rows = [k for k, i in enumerate(pop.rows) if pop.live()[i]]
+        t_step = time.perf_counter()
+        live_mask = pop.live()
+        live_rows = [k for k, i in enumerate(pop.rows) if live_mask[i]]
         if state is None or not live_rows:
             break
+        timing["rows"].append(len(live_rows))
         if len(live_rows) != state.rows:
             state.select(np.asarray(live_rows, np.int64))
             pop.rows = pop.rows[live_rows]
@@ -162,6 +166,8 @@ def generate(
         bar.update(1)
         bar.set_postfix(live=int(pop.live().sum()), ess=f"{ess:.1f}")
         if step == max_tokens:
+            timing["step"].append(time.perf_counter() - t_step)
+            timing["forward"].append(0.0)
             break
         # rows for the next forward: surviving live particles, in ancestor order
         row_of = {int(i): k for k, i in enumerate(pop.rows)}
@@ -172,9 +178,12 @@ def generate(
             keep = [row_of[int(a)] for a in ancestors if live_before[a]]
             pop.rows = np.flatnonzero(pop.live())
         else:
-            keep = [row_of[int(i)] for i in pop.rows if pop.live()[i]]
-            pop.rows = np.asarray([i for i in pop.rows if pop.live()[i]], np.int64)
+            alive = pop.live()
+            pop.rows = np.asarray([i for i in pop.rows if alive[i]], np.int64)
+            keep = [row_of[int(i)] for i in pop.rows]
         if not keep:
+            timing["step"].append(time.perf_counter() - t_step)
+            timing["forward"].append(0.0)
             break
         if keep != list(range(state.rows)):
             state.select(np.asarray(keep, np.int64))
@@ -182,6 +191,8 @@ def generate(
         t0 = time.perf_counter()
         state.advance(last)
         forward_s += time.perf_counter() - t0
+        timing["forward"].append(time.perf_counter() - t0)
+        timing["step"].append(time.perf_counter() - t_step)
     bar.close()
 
     for i in np.flatnonzero(pop.live()):  # loop left early: nothing more can finish
@@ -205,7 +216,7 @@ def generate(
         posterior=posterior, log_ml=float(log_ml), particles=particles, ess_trace=ess_trace,
         method=method, n_particles=n, seconds=time.perf_counter() - started,
         tokens_generated=tokens_generated, resampled_at=resampled_at, log_weight_trace=w_trace,
-        forward_seconds=forward_s, steps=step, deaths=deaths,
+        forward_seconds=forward_s, steps=step, deaths=deaths, timing=timing,
     )
 
 

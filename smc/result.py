@@ -40,6 +40,8 @@ class Result:
     forward_seconds: float = 0.0
     steps: int = 0
     deaths: dict[str, int] = field(default_factory=dict)
+    # per step: wall seconds, seconds in the model forward, live rows in the batch
+    timing: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def best(self) -> str | None:

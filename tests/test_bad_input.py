@@ -109,3 +109,12 @@ def test_product_of_potentials():
     assert len((p * a).factors) == 3
     with pytest.raises(TypeError):
         _ = a * 3
+
+
+def test_trace_plot_is_written(tmp_path, lm):
+    from smc.plots import plot_traces
+
+    res = smc.generate(lm, "", method="smc", n_particles=8, max_tokens=6, ess_threshold=0.9,
+                       critic=FunctionPotential(lambda t: -0.5 * t.count("a"), name="A"))
+    out = plot_traces(res, tmp_path / "trace.png")
+    assert out.stat().st_size > 5000 and out.read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,171 @@
+"""Lark's contextual lexer, read one character at a time.
+
+In parser state S Lark's lexer tries the terminals T₁, T₂, … of S (its own order:
+priority, then width) as one alternation ``re.match``: the token at position p is
+the first Tᵢ matching *some* prefix of the rest of the text; a regex terminal whose
+value equals one of its ``unless`` keywords is re-typed to that keyword.
+
+A lexeme state is the set of (terminal, automaton state) pairs still alive for the
+pending lexeme.  Two consequences of "first Tᵢ that matches" are enforced exactly
+for terminals whose automaton is exact:
+* once Tᵢ has matched a prefix of the lexeme, no later Tⱼ (j > i) may end it;
+* a lexeme ended as Tⱼ leaves *constraints*: every earlier exact Tᵢ still alive must
+  never reach a final state on the characters that follow (else Lark would take Tᵢ).
+What stays over-approximated is the *length* Lark's regex picks for the chosen
+terminal (all end points where its automaton is final are kept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from potentials._lark_regex import DEAD, CharAutomaton
+
+Pairs = tuple[tuple[int, int], ...]  # ((terminal index, automaton state), ...)
+Close = tuple[int, Pairs]  # (terminal emitted, constraints it leaves)
+
+
+class LexContext:
+    """The lexer of one parser state, for a set of ``useful`` terminals.
+
+    ``useful`` = terminals the parser accepts exactly in this stack, plus ignored
+    ones; a lexeme state is alive iff some useful token can still be completed.
+    """
+
+    def __init__(self, autos: Sequence[CharAutomaton], order: Sequence[int],
+                 embedded: Sequence[int], unless: dict[int, list[int]],
+                 useful: frozenset[int]) -> None:
+        self._autos = autos
+        self._rank = {t: r for r, t in enumerate(order)}
+        self._embedded = frozenset(embedded)
+        self._unless = unless
+        self._useful = useful
+        self._states: list[Pairs] = []
+        self._index: dict[Pairs, int] = {}
+        self._trans: list[dict[str, int]] = []
+        self._closes: list[list[Close] | None] = []
+        first = [(t, autos[t].start) for t in [*order, *embedded] if autos[t].start != DEAD]
+        self.init = self._normalise(first)
+        if self.init != DEAD:
+            self._closes[self.init] = []  # an empty lexeme is never a token
+
+    def _capable(self, t: int, alive: dict[int, int]) -> bool:
+        """Whether ending the lexeme as ``t`` may still give a useful token."""
+        if t in self._useful:
+            return True
+        return any(s in self._useful and s in alive for s in self._unless.get(t, ()))
+
+    def _normalise(self, pairs: list[tuple[int, int]]) -> int:
+        """Apply the first-match rule, drop what can no longer matter, intern."""
+        autos, rank = self._autos, self._rank
+        main = sorted((p for p in pairs if p[0] in rank), key=lambda p: rank[p[0]])
+        for i, (t, d) in enumerate(main):
+            if autos[t].exact and autos[t].final[d]:
+                main = main[: i + 1]  # later terminals can never be Lark's choice
+                break
+        alive = dict(pairs)
+        capable = [self._capable(t, alive) for t, _d in main]
+        if not any(capable):
+            return DEAD
+        last = max(i for i, c in enumerate(capable) if c)
+        # a terminal that can neither give a useful token nor (being exact) pre-empt a
+        # later one has no effect; so has anything after the last capable terminal
+        main = [p for p, c in zip(main[: last + 1], capable) if c or autos[p[0]].exact]
+        needed = {s for t, _d in main for s in self._unless.get(t, ())}
+        key = tuple(main) + tuple(sorted(p for p in pairs if p[0] in needed and p[0] not in rank))
+        sid = self._index.get(key)
+        if sid is None:
+            sid = len(self._states)
+            self._states.append(key)
+            self._index[key] = sid
+            self._trans.append({})
+            self._closes.append(None)
+        return sid
+
+    def step(self, state: int, ch: str) -> int:
+        """The lexeme state after appending ``ch``, or DEAD."""
+        trans = self._trans[state]
+        nxt = trans.get(ch)
+        if nxt is None:
+            autos = self._autos
+            pairs = []
+            for t, d in self._states[state]:
+                d2 = autos[t].step(d, ch)
+                if d2 != DEAD:
+                    pairs.append((t, d2))
+            nxt = trans[ch] = self._normalise(pairs) if pairs else DEAD
+        return nxt
+
+    def closes(self, state: int) -> list[Close]:
+        """Ways to end the pending lexeme here: (useful terminal Lark emits, constraints)."""
+        found = self._closes[state]
+        if found is None:
+            found = []
+            autos, pairs = self._autos, self._states[state]
+            alive = dict(pairs)
+            for i, (t, d) in enumerate(pairs):
+                if t not in self._rank:
+                    break  # embedded keywords come last; they are only re-typing targets
+                if not autos[t].final[d]:
+                    continue
+                emit = next((s for s in self._unless.get(t, ())
+                             if s in alive and autos[s].final[alive[s]]), t)
+                if emit in self._useful:
+                    cons = tuple((u, e) for u, e in pairs[:i] if autos[u].exact)
+                    found.append((emit, cons))
+            self._closes[state] = found
+        return found
+
+
+class Constraints:
+    """Sets of (terminal, automaton state) that must never reach a final state.
+
+    State 0 is the empty set; ``step`` returns −1 when a constraint is violated.
+    """
+
+    VIOLATED = -1
+
+    def __init__(self, autos: Sequence[CharAutomaton]) -> None:
+        self._autos = autos
+        self._states: list[Pairs] = [()]
+        self._index: dict[Pairs, int] = {(): 0}
+        self._trans: list[dict[str, int]] = [{}]
+        self._merges: dict[tuple[int, Pairs], int] = {}
+
+    def _intern(self, pairs: Pairs) -> int:
+        cid = self._index.get(pairs)
+        if cid is None:
+            cid = len(self._states)
+            self._states.append(pairs)
+            self._index[pairs] = cid
+            self._trans.append({})
+        return cid
+
+    def step(self, cid: int, ch: str) -> int:
+        """The constraint set after ``ch``, or VIOLATED."""
+        if cid == 0:
+            return 0
+        trans = self._trans[cid]
+        nxt = trans.get(ch)
+        if nxt is None:
+            kept = []
+            for t, d in self._states[cid]:
+                d2 = self._autos[t].step(d, ch)
+                if d2 == DEAD:
+                    continue
+                if self._autos[t].final[d2]:
+                    kept = None
+                    break
+                kept.append((t, d2))
+            nxt = trans[ch] = self.VIOLATED if kept is None else self._intern(tuple(kept))
+        return nxt
+
+    def merge(self, cid: int, extra: Pairs) -> int:
+        """The union of constraint set ``cid`` and the pairs ``extra``."""
+        if not extra:
+            return cid
+        key = (cid, extra)
+        out = self._merges.get(key)
+        if out is None:
+            out = self._merges[key] = self._intern(tuple(sorted(set(self._states[cid]) | set(extra))))
+        return out

@@ -1,0 +1,189 @@
+"""Character-level configurations of Lark's LALR(1) parser and contextual lexer.
+
+A configuration is (parser stack, pending-lexeme state, lexer constraints).  Reading a
+character c from a configuration either extends the pending lexeme, or first ends
+it as a terminal t (fed to the parser: reduce*, shift) and starts a new lexeme with
+c.  The set of configurations reached by a text x is non-empty iff x is a viable
+prefix in this model, whose language contains Lark's (see ``_lark_lexer``).
+
+Stacks are immutable, interned nodes (state, parent), so equal stacks are the same
+object, configurations hash in O(1), and feeding a terminal is memoised per node.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lark import Lark
+from lark.parsers.lalr_analysis import Shift
+
+from potentials._lark_lexer import Constraints, LexContext
+from potentials._lark_regex import DEAD, CharAutomaton
+
+Config = tuple["StackNode", int, int]  # (stack, lexeme state, constraint set)
+
+
+class StackNode:
+    """One LALR stack: ``state`` on top of ``parent``; children are interned."""
+
+    __slots__ = ("state", "parent", "kids", "fed", "ctx")
+
+    def __init__(self, state: int, parent: StackNode | None) -> None:
+        self.state = state
+        self.parent = parent
+        self.kids: dict[int, StackNode] = {}
+        self.fed: dict[int, StackNode | None] = {}
+        self.ctx: LexContext | None = None
+
+    def states(self) -> list[int]:
+        """The stack bottom-to-top (for tests and debugging)."""
+        out, node = [], self
+        while node is not None:
+            out.append(node.state)
+            node = node.parent
+        return out[::-1]
+
+
+class ParserEngine:
+    """Advances sets of configurations of one Lark LALR grammar, character by character."""
+
+    def __init__(self, lark: Lark, g_regex_flags: int = 0) -> None:
+        conf = lark.parse_interactive("").parser_state.parse_conf
+        self._table = conf.states
+        self._start_state = conf.start_state
+        self._lexer = lark.parser.lexer
+        terminals = list(lark.terminals)
+        self.names = [t.name for t in terminals]
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.autos = [CharAutomaton(t.pattern.to_regexp(), g_regex_flags) for t in terminals]
+        self.ignore = frozenset(self.index[n] for n in lark.ignore_tokens if n in self.index)
+        self.constraints = Constraints(self.autos)
+        self._lexinfo: dict[int, tuple[list[int], list[int], dict[int, list[int]]]] = {}
+        self._contexts: dict[tuple[int, frozenset[int]], LexContext] = {}
+        self.node_count = 0
+        self.root = self.reset_stacks()
+
+    @property
+    def exact_terminals(self) -> bool:
+        """Whether every terminal's automaton is exact (no widened regex construct)."""
+        return all(a.exact for a in self.autos)
+
+    def reset_stacks(self) -> StackNode:
+        """Forget every interned stack (bounds memory); returns the new root."""
+        self.node_count = 1
+        self.root = StackNode(self._start_state, None)
+        return self.root
+
+    # ---- parser ----------------------------------------------------------------------
+    def _push(self, node: StackNode, state: int) -> StackNode:
+        kid = node.kids.get(state)
+        if kid is None:
+            kid = node.kids[state] = StackNode(state, node)
+            self.node_count += 1
+        return kid
+
+    def feed(self, node: StackNode, term: int) -> StackNode | None:
+        """The stack after shifting terminal ``term`` (with its reductions), or None."""
+        fed = node.fed
+        if term in fed:
+            return fed[term]
+        name, table, cur = self.names[term], self._table, node
+        out: StackNode | None = None
+        while True:
+            action = table[cur.state].get(name)
+            if action is None:
+                break
+            kind, arg = action
+            if kind is Shift:
+                out = self._push(cur, arg)
+                break
+            for _ in range(len(arg.expansion)):
+                cur = cur.parent
+            cur = self._push(cur, table[cur.state][arg.origin.name][1])
+        fed[term] = out
+        return out
+
+    def accepts(self, node: StackNode) -> frozenset[int]:
+        """Terminals the parser accepts exactly in stack ``node`` (not just the top state)."""
+        index = self.index
+        return frozenset(index[n] for n in self._table[node.state]
+                         if n in index and self.feed(node, index[n]) is not None)
+
+    # ---- lexer -----------------------------------------------------------------------
+    def _info(self, state: int) -> tuple[list[int], list[int], dict[int, list[int]]]:
+        """Lark's lexer in parser state ``state``: (order, embedded keywords, unless)."""
+        info = self._lexinfo.get(state)
+        if info is None:
+            basic = self._lexer.lexers[state]
+            scanner = basic.scanner
+            order = [self.index[t.name] for t in scanner.terminals]
+            in_order = set(order)
+            embedded = [self.index[t.name] for t in basic.terminals
+                        if self.index[t.name] not in in_order]
+            unless: dict[int, list[int]] = {}
+            for name, callback in basic.callback.items():
+                inner = getattr(callback, "scanner", None)
+                if inner is not None:
+                    unless[self.index[name]] = [self.index[t.name] for t in inner.terminals]
+            info = self._lexinfo[state] = (order, embedded, unless)
+        return info
+
+    def context(self, node: StackNode) -> LexContext:
+        """The lexer context of stack ``node`` (memoised on the node)."""
+        ctx = node.ctx
+        if ctx is None:
+            useful = self.accepts(node) | self.ignore
+            key = (node.state, useful)
+            ctx = self._contexts.get(key)
+            if ctx is None:
+                order, embedded, unless = self._info(node.state)
+                ctx = self._contexts[key] = LexContext(self.autos, order, embedded, unless, useful)
+            node.ctx = ctx
+        return ctx
+
+    # ---- configurations --------------------------------------------------------------
+    def initial(self) -> frozenset[Config]:
+        """Configurations of the empty text."""
+        ctx = self.context(self.root)
+        return frozenset() if ctx.init == DEAD else frozenset({(self.root, ctx.init, 0)})
+
+    def advance(self, configs: frozenset[Config], ch: str) -> frozenset[Config]:
+        """Configurations after reading ``ch`` (a new set; inputs are never mutated)."""
+        out: set[Config] = set()
+        cons, ignore = self.constraints, self.ignore
+        for node, lid, cid in configs:
+            cid_next = cons.step(cid, ch)
+            if cid_next < 0:
+                continue
+            ctx = node.ctx or self.context(node)
+            lid_next = ctx.step(lid, ch)
+            if lid_next != DEAD:
+                out.add((node, lid_next, cid_next))
+            for term, extra in ctx.closes(lid):
+                node2 = node if term in ignore else self.feed(node, term)
+                if node2 is None:
+                    continue
+                ctx2 = node2.ctx or self.context(node2)
+                if ctx2.init == DEAD:
+                    continue
+                lid2 = ctx2.step(ctx2.init, ch)
+                if lid2 == DEAD:
+                    continue
+                cid2 = cons.step(cons.merge(cid, extra), ch) if extra else cid_next
+                if cid2 >= 0:
+                    out.add((node2, lid2, cid2))
+        return frozenset(out)
+
+    def run(self, text: str, configs: frozenset[Config] | None = None) -> frozenset[Config]:
+        """Configurations after reading ``text`` from ``configs`` (default: the start)."""
+        configs = self.initial() if configs is None else configs
+        for ch in text:
+            if not configs:
+                break
+            configs = self.advance(configs, ch)
+        return configs
+
+
+def compile_flags(ignore_case: bool) -> int:
+    """Lark's ``g_regex_flags`` for the options of ``LarkGrammar``."""
+    return re.IGNORECASE if ignore_case else 0

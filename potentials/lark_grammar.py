@@ -1,0 +1,237 @@
+"""A boolean grammar potential from a Lark LALR(1) grammar, over characters.
+
+* ``complete(x) = 0`` iff Lark's LALR parser (contextual lexer) parses ``x``, else −inf.
+* ``prefix(x) = 0`` iff some ``y ⊒ x`` could be in that language, else −inf.  It is never
+  −inf for a prefix of an accepted text: it tracks the set of (parser stack, partial
+  lexeme, lexer constraints) configurations that a character-level reading of Lark's
+  lexer + parser can be in after ``x``, a superset of the one Lark itself reaches.
+
+Over-approximations (``prefix`` may say 0 with no accepted completion), all rare:
+  1. the length of a lexeme: every end point where the chosen terminal's regex
+     matches is kept, while Lark's ``re.match`` commits to one (e.g. ``A: /a+/``
+     followed by a terminal starting with ``a``: Lark always takes the longest run);
+  2. regex constructs that are not regular or look outside the lexeme (lookaround,
+     anchors, ``\\b``, back-references, possessive/atomic, repeats > 200) are widened;
+     such a terminal also stops pre-empting later terminals (see ``_lark_lexer``);
+  3. grammars with unproductive rules (a rule that can never finish).
+For grammars without such lexing ambiguity (e.g. ``grammars/arith``, ``grammars/json``)
+``prefix`` is exact.  ``prefix`` is incremental: configuration sets are cached per text
+and a text is computed from its longest cached prefix.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from lark import Lark, logger
+from lark.exceptions import UnexpectedInput
+
+from potentials._lark_parser import Config, ParserEngine, compile_flags
+from potentials.base import NEG_INF, Potential
+
+_LOC = re.compile(r"line (\d+),? col(?:umn)? (\d+)")
+_QUOTED = re.compile(r"'([^'\s]+)'")
+_RULE_DEF = re.compile(r"^[ \t]*[?!]?([A-Za-z_][A-Za-z_0-9]*)(?:\.-?\d+)?[ \t]*:", re.M)
+
+
+class GrammarError(ValueError):
+    """A grammar text that Lark cannot turn into an LALR(1) parser."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        self.line, self.column = line, column
+        where = f" at line {line}, column {column}" if line is not None else ""
+        super().__init__(f"invalid grammar{where}: {message}")
+
+
+def _locate(exc: Exception, text: str) -> tuple[int | None, int | None]:
+    """(line, column) of a Lark grammar error: from the exception, its message, or a name."""
+    line, column = getattr(exc, "line", None), getattr(exc, "column", None)
+    if isinstance(line, int) and isinstance(column, int) and line > 0 and column > 0:
+        return line, column
+    msg = str(exc)
+    found = _LOC.search(msg)
+    if found:
+        return int(found.group(1)), int(found.group(2))
+    for name in _QUOTED.findall(msg):
+        for pattern in (rf"^[ \t]*[?!]?{re.escape(name)}\b", rf"(?<![\w\"']){re.escape(name)}\b"):
+            hit = re.search(pattern, text, re.M)
+            if hit:
+                start = hit.start() + len(hit.group()) - len(hit.group().lstrip(" \t?!"))
+                line = text.count("\n", 0, start) + 1
+                return line, start - (text.rfind("\n", 0, start) + 1) + 1
+    return None, None
+
+
+def _first_line(msg: str) -> str:
+    return " ".join(part.strip() for part in msg.strip().splitlines() if part.strip())
+
+
+@contextmanager
+def _shift_reduce_log() -> Iterator[list[str]]:
+    """Collect Lark's (debug-level) reports of shift/reduce conflicts it resolved as shift."""
+    records: list[str] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    saved = logger.level, logger.handlers[:], logger.propagate
+    logger.handlers[:] = [_Keep(logging.DEBUG)]
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    try:
+        yield records
+    finally:
+        logger.setLevel(saved[0])
+        logger.handlers[:] = saved[1]
+        logger.propagate = saved[2]
+
+
+def build_lark(grammar_text: str, start: str, ignore_case: bool, strict: bool) -> Lark:
+    """Lark's LALR(1) parser of ``grammar_text``; GrammarError with a location if it fails."""
+    try:
+        with _shift_reduce_log() as log:
+            lark = Lark(grammar_text, parser="lalr", lexer="contextual", start=start,
+                        g_regex_flags=compile_flags(ignore_case), cache=False)
+    except Exception as exc:  # Lark raises GrammarError, UnexpectedInput, LexError, ...
+        msg = str(exc)
+        if f"undefined rule: NonTerminal('{start}')" in msg:
+            rules = sorted({m for m in _RULE_DEF.findall(grammar_text) if not m.isupper()})
+            raise GrammarError(f"start rule '{start}' is not defined "
+                               f"(rules defined: {', '.join(rules) or 'none'})") from exc
+        line, column = _locate(exc, grammar_text)
+        kind = "LALR(1) conflict" if "collision" in msg else type(exc).__name__
+        raise GrammarError(f"{kind}: {_first_line(msg)}", line, column) from exc
+    conflicts = [m for m in log if m.startswith("Shift/Reduce")]
+    if strict and conflicts:
+        rules = [m.strip(" *") for m in log if m.startswith(" * ")]
+        raise GrammarError("LALR(1) conflict: " + "; ".join(
+            f"{c} in rule <{r}>" for c, r in zip(conflicts, rules + [""] * len(conflicts))))
+    return lark
+
+
+class LarkGrammar(Potential):
+    """Φ(x) = 1[x ∈ L(G)] for a Lark LALR(1) grammar G; ``prefix`` bounds it over y ⊒ x.
+
+    ``ignore_case`` makes every terminal case-insensitive (Lark's ``g_regex_flags``);
+    ``strict`` rejects shift/reduce conflicts, which Lark otherwise resolves as shift
+    (reduce/reduce conflicts are always a GrammarError).  ``cache_size`` bounds the
+    number of texts whose configuration sets are kept for incremental ``prefix``.
+    """
+
+    _MAX_STACK_NODES = 200_000
+    _TAIL = 16  # when advancing, the last _TAIL intermediate texts are cached ...
+    _STRIDE = 64  # ... and every _STRIDE-th one before them
+
+    def __init__(self, grammar_text: str, start: str = "start", ignore_case: bool = False,
+                 *, strict: bool = False, cache_size: int = 50_000) -> None:
+        if not isinstance(grammar_text, str):
+            raise TypeError(f"grammar_text must be str, got {type(grammar_text).__name__}")
+        self.start = start
+        self.ignore_case = ignore_case
+        self.cache_size = max(1, int(cache_size))
+        self._lark = build_lark(grammar_text, start, ignore_case, strict)
+        self._engine = ParserEngine(self._lark, compile_flags(ignore_case))
+        self._initial = self._engine.initial()
+        self._cache: dict[str, frozenset[Config]] = {}
+        self._complete_cache: dict[str, float] = {}
+
+    @property
+    def exact_lexing(self) -> bool:
+        """False when some terminal's regex had to be widened (over-approximation 2)."""
+        return self._engine.exact_terminals
+
+    @property
+    def terminals(self) -> list[str]:
+        """Names of the grammar's terminals."""
+        return list(self._engine.names)
+
+    # ---- prefix ----------------------------------------------------------------------
+    def _store(self, key: str, value: frozenset[Config]) -> None:
+        cache = self._cache
+        cache[key] = value
+        if len(cache) > self.cache_size:
+            del cache[next(iter(cache))]
+
+    def _lookup_base(self, text: str) -> tuple[int, frozenset[Config]]:
+        """The longest cached proper prefix of ``text`` (its length and configurations)."""
+        cache, n = self._cache, len(text)
+        for cut in range(n - 1, max(n - 33, 0), -1):
+            key = text[:cut]
+            got = cache.get(key)
+            if got is not None:
+                cache[key] = cache.pop(key)  # keep hot bases from eviction
+                return cut, got
+        for cut in range((min(n - 33, n - 1)) // self._STRIDE * self._STRIDE, 0, -self._STRIDE):
+            got = cache.get(text[:cut])
+            if got is not None:
+                return cut, got
+        return 0, self._initial
+
+    def _configs(self, text: str) -> frozenset[Config]:
+        got = self._cache.get(text)
+        if got is not None:
+            return got
+        if not text:
+            return self._initial
+        n = len(text)
+        pos, configs = self._lookup_base(text)
+        advance = self._engine.advance
+        while pos < n and configs:
+            configs = advance(configs, text[pos])
+            pos += 1
+            if pos < n and (n - pos <= self._TAIL or pos % self._STRIDE == 0 or not configs):
+                self._store(text[:pos], configs)
+        self._store(text, configs)
+        if self._engine.node_count > self._MAX_STACK_NODES:
+            self._reset()
+        return configs
+
+    def _reset(self) -> None:
+        """Drop interned parser stacks and everything that refers to them."""
+        self._engine.reset_stacks()
+        self._cache.clear()
+        self._initial = self._engine.initial()
+
+    def prefix(self, text: str) -> float:
+        """0 if some completion of ``text`` may be in the language, else −inf."""
+        if self._configs(text):
+            return 0.0
+        return self.complete(text) if not text else NEG_INF
+
+    def is_viable_prefix(self, text: str) -> bool:
+        """``prefix(text) == 0`` as a bool."""
+        return self.prefix(text) == 0.0
+
+    # ---- complete --------------------------------------------------------------------
+    def complete(self, text: str) -> float:
+        """0 if Lark's LALR parser accepts ``text``, else −inf."""
+        got = self._complete_cache.get(text)
+        if got is None:
+            if text and not self._configs(text):
+                got = NEG_INF  # sound: every prefix of an accepted text is viable
+            else:
+                try:
+                    self._lark.parse(text)
+                    got = 0.0
+                except UnexpectedInput:
+                    got = NEG_INF
+            cache = self._complete_cache
+            cache[text] = got
+            if len(cache) > self.cache_size:
+                del cache[next(iter(cache))]
+        return got
+
+    def accepts(self, text: str) -> bool:
+        """``complete(text) == 0`` as a bool."""
+        return self.complete(text) == 0.0
+
+    def parse(self, text: str):
+        """Lark's parse tree of ``text`` (raises Lark's UnexpectedInput if rejected)."""
+        return self._lark.parse(text)
+
+    def __repr__(self) -> str:
+        return f"LarkGrammar(start={self.start!r}, terminals={len(self._engine.names)})"
