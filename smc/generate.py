@@ -19,6 +19,7 @@ import numpy as np
 
 import kernels
 from potentials.base import NEG_INF, Potential, check_log_weight
+from smc.awrs import AWRSProposal
 from smc.lm import LanguageModel
 from smc.population import Population
 from smc.proposal import LMProposal, MaskedProposal
@@ -60,8 +61,6 @@ def _validate(lm, prompt, constraint, critic, method, proposal, n_particles, ess
         if pot is not None and not isinstance(pot, Potential):
             raise TypeError(f"{name} must be a potentials.Potential or None, "
                             f"got {type(pot).__name__}")
-    if proposal == "awrs":
-        raise NotImplementedError("proposal='awrs' arrives with the grammar issue; use 'mask'")
 
 
 def generate(
@@ -104,7 +103,13 @@ def generate(
     if w0 + c0 == NEG_INF:
         for i in range(n):
             pop.kill(i, DEATH_NO_TOKEN if w0 == NEG_INF else DEATH_CRITIC)
-    prop = MaskedProposal(lm, constraint) if masked else LMProposal()
+    if not masked:
+        prop = LMProposal()
+    elif proposal == "awrs":  # its own generator, seeded from ours: same seed, same output
+        prop = AWRSProposal(lm, constraint, np.random.default_rng(rng.integers(2**63)),
+                            estimate=method != "lcd")
+    else:
+        prop = MaskedProposal(lm, constraint)
     log_ml = 0.0
     ess_trace: list[float] = []
     w_trace: list[list[float]] = []
