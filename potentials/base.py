@@ -46,6 +46,14 @@ class Potential:
         """
         return True
 
+    def token_masker(self, vocab_bytes, eos_ids):
+        """A fast exact mask for a vocabulary, or None (the engine then walks the trie).
+
+        A masker has ``token_ids(text) -> ids`` of the tokens v with
+        prefix(text·v) > −inf (EOS: complete(text) > −inf), for a boolean potential.
+        """
+        return None
+
     def __mul__(self, other: Potential) -> Potential:
         if not isinstance(other, Potential):
             return NotImplemented

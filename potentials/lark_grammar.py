@@ -225,6 +225,17 @@ class LarkGrammar(Potential):
                 del cache[next(iter(cache))]
         return got
 
+    def token_masker(self, vocab_bytes, eos_ids):
+        """The compiled ``GrammarMask`` of this grammar for a vocabulary (built once)."""
+        from potentials.grammar_mask import GrammarMask
+
+        key = (id(vocab_bytes), tuple(sorted(eos_ids)))
+        maskers = self.__dict__.setdefault("_maskers", {})
+        got = maskers.get(key)
+        if got is None or got[0] is not vocab_bytes:
+            got = maskers[key] = (vocab_bytes, GrammarMask(self, vocab_bytes, eos_ids))
+        return got[1]
+
     def accepts(self, text: str) -> bool:
         """``complete(text) == 0`` as a bool."""
         return self.complete(text) == 0.0

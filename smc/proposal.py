@@ -31,6 +31,17 @@ def sample_from_logits(scores: np.ndarray, u: float) -> int:
     return int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), len(cdf) - 1))
 
 
+_TRIES: dict[int, tuple[LanguageModel, TokenTrie]] = {}
+
+
+def _byte_trie(lm: LanguageModel) -> TokenTrie:
+    """One byte trie per language model, shared by every run on it."""
+    got = _TRIES.get(id(lm))
+    if got is None or got[0] is not lm:
+        got = _TRIES[id(lm)] = (lm, TokenTrie(lm.vocab_bytes, exclude=lm.eos_ids))
+    return got[1]
+
+
 class LMProposal:
     """Plain ancestral sampling from the language model."""
 
@@ -45,9 +56,17 @@ class MaskedProposal:
         self.lm = lm
         self.constraint = constraint
         self.eos_ids = np.asarray(sorted(lm.eos_ids), np.int64)
-        self.trie = TokenTrie(lm.vocab_bytes, exclude=lm.eos_ids)
+        self._trie: TokenTrie | None = None
         self.cache_size = cache_size
         self._cache: dict[tuple[str, bytes], tuple[np.ndarray, np.ndarray]] = {}
+        self.masker = constraint.token_masker(lm.vocab_bytes, lm.eos_ids)
+
+    @property
+    def trie(self) -> TokenTrie:
+        """The byte trie of the vocabulary, built on first use (the masker needs none)."""
+        if self._trie is None:
+            self._trie = _byte_trie(self.lm)
+        return self._trie
 
     def log_mask(self, text: str, held: bytes) -> tuple[np.ndarray, np.ndarray]:
         """Token ids v with c(v | x) > 0 and log c(v | x), EOS included."""
@@ -76,6 +95,15 @@ class MaskedProposal:
 
     def step(self, logprobs: np.ndarray, text: str, held: bytes, u: float) -> tuple[int, float]:
         """Draw v ~ q(· | x); return (v, log Zₜ).  No allowed token: (-1, -inf)."""
+        if self.masker is not None and not held:  # boolean potential: log c = 0 on the mask
+            ids = self.masker.token_ids(text)
+            if ids.size == 0:
+                return -1, NEG_INF
+            scores = logprobs[ids]
+            log_z = _logsumexp(scores)
+            if log_z == NEG_INF:
+                return -1, NEG_INF
+            return int(ids[sample_from_logits(scores, u)]), log_z
         ids, logc = self.log_mask(text, held)
         if ids.size == 0:
             return -1, NEG_INF

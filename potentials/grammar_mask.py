@@ -1,0 +1,330 @@
+"""Token masks of a ``LarkGrammar`` over a whole vocabulary: the trie walked against the lexer.
+
+For a text x the mask is {v : prefix(x·t(v)) = 0} (plus EOS when complete(x) = 0),
+exactly what walking the byte trie and calling ``prefix`` per node gives, but computed
+by *segments*.  A configuration (stack, lexeme state, constraints) is split into its
+lexer part — a deterministic automaton per lexer context over character classes —
+and its parser part.  A segment walks the vocabulary trie with the lexer automaton
+only (Numba, ``_mask_walk.walk``): tokens inside the pending lexeme are allowed where
+the automaton lives; where the lexeme may end (an event) the parser is fed the
+terminal once per (terminal, constraints) group, and the walk continues below the
+event nodes with the next context's lexer.  A segment's result depends only on its
+lexer context, start state and start nodes, never on the stack below, so it is
+cached and shared by every stack that reaches the same context: once warm, a mask
+costs a few dictionary lookups, parser feeds and ORs of packed bit arrays.
+
+Bits: word k bit j of a mask stands for token 32k + j (the xgrammar/llguidance layout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from lark.parsers.lalr_analysis import Shift
+
+from potentials._lark_lexer import LexContext
+from potentials._lark_parser import Config, StackNode
+from potentials._lark_regex import DEAD
+from potentials._mask_walk import walk
+from potentials.vocab_trie import VocabTrie, vocab_trie
+
+
+class _SegmentLexer:
+    """The lexer of one context as a dense automaton over (lexeme state, constraint set)."""
+
+    def __init__(self, ctx: LexContext, mask: GrammarMask) -> None:
+        self.ctx = ctx
+        self.mask = mask
+        self.pairs: list[tuple[int, int]] = []
+        self.index: dict[tuple[int, int], int] = {}
+        self.table = np.full((16, mask.n_classes), -1, np.int64)
+        self.closable = np.zeros(16, np.bool_)
+        self.done = np.zeros(16, np.bool_)
+
+    def state(self, lid: int, cid: int) -> int:
+        """Id of (lid, cid), with every state reachable from it tabulated."""
+        sid = self.index.get((lid, cid))
+        if sid is None:
+            sid = self._intern(lid, cid)
+        if not self.done[sid]:
+            self._close(sid)
+        return sid
+
+    def _intern(self, lid: int, cid: int) -> int:
+        sid = len(self.pairs)
+        self.pairs.append((lid, cid))
+        self.index[(lid, cid)] = sid
+        if sid >= self.table.shape[0]:
+            grow = self.table.shape[0]
+            self.table = np.concatenate([self.table, np.full_like(self.table[:grow], -1)])
+            self.closable = np.concatenate([self.closable, np.zeros(grow, np.bool_)])
+            self.done = np.concatenate([self.done, np.zeros(grow, np.bool_)])
+        self.closable[sid] = bool(self.ctx.closes(lid))
+        return sid
+
+    def _close(self, sid0: int) -> None:
+        """Tabulate the rows of every state reachable from ``sid0`` (breadth first)."""
+        ctx, cons, reps = self.ctx, self.mask.constraints, self.mask.class_rep
+        todo = [sid0]
+        self.done[sid0] = True
+        while todo:
+            sid = todo.pop()
+            lid, cid = self.pairs[sid]
+            row = np.full(len(reps), -1, np.int64)
+            for c, ch in enumerate(reps):
+                cid2 = cons.step(cid, ch)
+                if cid2 < 0:
+                    continue
+                lid2 = ctx.step(lid, ch)
+                if lid2 == DEAD:
+                    continue
+                nxt = self.index.get((lid2, cid2))
+                if nxt is None:
+                    nxt = self._intern(lid2, cid2)
+                if not self.done[nxt]:
+                    self.done[nxt] = True
+                    todo.append(nxt)
+                row[c] = nxt
+            self.table[sid] = row
+
+
+class _Segment:
+    """Allowed tokens of one segment walk and its event groups (terminal, constraints, nodes)."""
+
+    __slots__ = ("bits", "groups", "children", "__weakref__")
+
+    def __init__(self, bits: np.ndarray, groups: list[tuple[int, int, np.ndarray]]) -> None:
+        self.bits = bits
+        self.groups = groups
+        self.children: dict[tuple[int, int], _Segment] = {}  # (group, lexer id) -> segment
+
+
+class GrammarMask:
+    """Packed token masks of one grammar for one vocabulary (see the module docstring)."""
+
+    def __init__(self, grammar, vocab_bytes: Sequence[bytes | None],
+                 eos_ids: Iterable[int] = (), cache_size: int = 4096) -> None:
+        self.grammar = grammar
+        self.engine = grammar._engine
+        self.constraints = self.engine.constraints
+        self.eos_ids = np.asarray(sorted(set(eos_ids)), np.int64)
+        self.trie: VocabTrie = vocab_trie(vocab_bytes, exclude=self.eos_ids.tolist())
+        self.vocab_size = len(vocab_bytes)
+        self.words = (self.vocab_size + 31) // 32
+        self._classes()
+        self._lexers: dict[LexContext, _SegmentLexer] = {}
+        self._lexer_ids: dict[LexContext, int] = {}
+        self._roots: dict[tuple[int, int], _Segment] = {}
+        self._segments: dict[tuple[int, int, bytes], _Segment] = {}
+        self._masks: dict[frozenset[Config], np.ndarray] = {}
+        self._collected: dict[tuple[_Segment, StackNode], np.ndarray] = {}
+        self._ids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._end: dict[StackNode, bool] = {}
+        self.cache_size = cache_size
+        cap = max(1024, self.trie.n_nodes)
+        self._ev_node = np.empty(cap, np.int64)
+        self._ev_state = np.empty(cap, np.int64)
+        self.stats = {"walks": 0, "hits": 0, "misses": 0}
+
+    # ---- character classes -------------------------------------------------------------
+    def _classes(self) -> None:
+        """Partition the vocabulary's alphabet by which regex atoms match each character."""
+        atoms = [a for auto in self.engine.autos for a in auto._atoms]
+        alphabet = self.trie.alphabet
+        signature: dict[tuple[bool, ...], int] = {}
+        char_class = np.empty(max(1, len(alphabet)), np.int64)
+        reps: list[str] = []
+        for i, ch in enumerate(alphabet):
+            sig = tuple(a.fullmatch(ch) is not None for a in atoms)
+            c = signature.get(sig)
+            if c is None:
+                c = signature[sig] = len(reps)
+                reps.append(ch)
+            char_class[i] = c
+        self.char_class = char_class
+        self.class_rep = reps
+        self.n_classes = max(1, len(reps))
+
+    def _lexer(self, ctx: LexContext) -> _SegmentLexer:
+        lex = self._lexers.get(ctx)
+        if lex is None:
+            lex = self._lexers[ctx] = _SegmentLexer(ctx, self)
+            self._lexer_ids[ctx] = len(self._lexer_ids)
+        return lex
+
+    # ---- segment walks -----------------------------------------------------------------
+    def _walk(self, lex: _SegmentLexer, sid: int, starts: np.ndarray, emit: bool) -> _Segment:
+        """One Numba walk, its events grouped by (terminal, merged constraints)."""
+        trie = self.trie
+        bits = np.zeros(self.words, np.uint32)
+        while True:
+            n = walk(trie.child_start, trie.child_char, trie.child_node, trie.tok_start,
+                     trie.tok_ids, self.char_class, lex.table, lex.closable, starts, sid, emit,
+                     bits, self._ev_node, self._ev_state)
+            if n >= 0:
+                break
+            self._ev_node = np.empty(2 * len(self._ev_node), np.int64)
+            self._ev_state = np.empty(2 * len(self._ev_state), np.int64)
+            bits[:] = 0
+        self.stats["walks"] += 1
+        groups: list[tuple[int, int, np.ndarray]] = []
+        if n:
+            ev_node, ev_state = self._ev_node[:n], self._ev_state[:n]
+            order = np.argsort(ev_state, kind="stable")
+            states, first = np.unique(ev_state[order], return_index=True)
+            bounds = [*first.tolist(), n]
+            by_key: dict[tuple[int, int], list[np.ndarray]] = {}
+            merge = self.constraints.merge
+            for k, s in enumerate(states.tolist()):
+                nodes = ev_node[order[bounds[k]:bounds[k + 1]]]
+                lid, cid = lex.pairs[s]
+                for term, extra in lex.ctx.closes(lid):
+                    by_key.setdefault((term, merge(cid, extra)), []).append(nodes)
+            for (term, cid), parts in by_key.items():
+                nodes = np.unique(parts[0] if len(parts) == 1 else np.concatenate(parts))
+                groups.append((term, cid, np.ascontiguousarray(nodes)))
+        return _Segment(bits, groups)
+
+    def _collect(self, seg: _Segment, stack: StackNode) -> np.ndarray:
+        """Tokens of ``seg`` and of its continuations when the parser is at ``stack``.
+
+        Memoised per (segment, stack): stacks are interned, so the same stack met again
+        (e.g. after reductions back to a common parent) costs a lookup.
+        """
+        if not seg.groups:
+            return seg.bits
+        key = (seg, stack)
+        got = self._collected.get(key)
+        if got is not None:
+            return got
+        acc = seg.bits.copy()
+        engine, ignore = self.engine, self.engine.ignore
+        for g, (term, cid, nodes) in enumerate(seg.groups):
+            node2 = stack if term in ignore else engine.feed(stack, term)
+            if node2 is None:
+                continue
+            ctx2 = node2.ctx or engine.context(node2)
+            if ctx2.init == DEAD:
+                continue
+            lex2 = self._lexer(ctx2)
+            ckey = (g, self._lexer_ids[ctx2])
+            child = seg.children.get(ckey)
+            if child is None:
+                child = seg.children[ckey] = self._continuation(lex2, ctx2, cid, nodes)
+            np.bitwise_or(acc, self._collect(child, node2), out=acc)
+        _bounded_put(self._collected, key, acc, self.cache_size)
+        return acc
+
+    def _continuation(self, lex: _SegmentLexer, ctx: LexContext, cid: int,
+                      nodes: np.ndarray) -> _Segment:
+        """The segment below ``nodes`` with a fresh lexeme of ``ctx``, shared by content.
+
+        Keying by content (not by the path that led here) keeps lexeme splits that reach
+        the same nodes — e.g. a run of spaces read as several ignored lexemes — from
+        multiplying: the segments form a DAG whose size is linear in the token length.
+        """
+        sid = lex.state(ctx.init, cid)
+        key = (self._lexer_ids[ctx], sid, nodes.tobytes())
+        seg = self._segments.get(key)
+        if seg is None:
+            seg = self._segments[key] = self._walk(lex, sid, nodes, False)
+        return seg
+
+    def _root(self, stack: StackNode, lid: int, cid: int) -> _Segment:
+        ctx = stack.ctx or self.engine.context(stack)
+        lex = self._lexer(ctx)
+        sid = lex.state(lid, cid)
+        key = (self._lexer_ids[ctx], sid)
+        seg = self._roots.get(key)
+        if seg is None:
+            seg = self._roots[key] = self._walk(lex, sid, np.zeros(1, np.int64), True)
+        return seg
+
+    # ---- end of text -------------------------------------------------------------------
+    def _accepts_end(self, stack: StackNode) -> bool:
+        """Whether the parser accepts $END on ``stack`` (reductions only)."""
+        got = self._end.get(stack)
+        if got is None:
+            table = self.engine._table
+            end_state = self.grammar._lark.parse_interactive("").parser_state.parse_conf.end_state
+            states = stack.states()
+            got = False
+            while True:
+                action = table[states[-1]].get("$END")
+                if action is None:
+                    break
+                kind, rule = action
+                if kind is Shift:
+                    break
+                size = len(rule.expansion)
+                if size:
+                    del states[-size:]
+                states.append(table[states[-1]][rule.origin.name][1])
+                if states[-1] == end_state:
+                    got = True
+                    break
+            self._end[stack] = got
+        return got
+
+    def may_end(self, configs: frozenset[Config]) -> bool:
+        """A necessary condition for complete(x) = 0 read off x's configurations."""
+        engine = self.engine
+        for stack, lid, _cid in configs:
+            ctx = stack.ctx or engine.context(stack)
+            if lid == ctx.init and self._accepts_end(stack):
+                return True
+            for term, _extra in ctx.closes(lid):
+                node2 = stack if term in engine.ignore else engine.feed(stack, term)
+                if node2 is not None and self._accepts_end(node2):
+                    return True
+        return False
+
+    # ---- public ------------------------------------------------------------------------
+    def bits(self, text: str) -> np.ndarray:
+        """Packed mask (uint32 words) of the tokens allowed after ``text``, EOS included.
+
+        The returned array is cached: do not modify it.
+        """
+        configs = self.grammar._configs(text)
+        if not configs:
+            return np.zeros(self.words, np.uint32)
+        got = self._masks.get(configs)
+        if got is not None:
+            self.stats["hits"] += 1
+            return got
+        self.stats["misses"] += 1
+        acc = np.zeros(self.words, np.uint32)
+        for stack, lid, cid in configs:
+            np.bitwise_or(acc, self._collect(self._root(stack, lid, cid), stack), out=acc)
+        if self.eos_ids.size and self.may_end(configs) and self.grammar.complete(text) == 0.0:
+            for e in self.eos_ids.tolist():
+                acc[e >> 5] |= np.uint32(1 << (e & 31))
+        _bounded_put(self._masks, configs, acc, self.cache_size)
+        return acc
+
+    def token_ids(self, text: str) -> np.ndarray:
+        """Sorted ids of the tokens allowed after ``text`` (EOS included); cached, read-only."""
+        bits = self.bits(text)
+        key = id(bits)
+        got = self._ids.get(key)
+        if got is None or got[0] is not bits:
+            got = (bits, np.flatnonzero(unpack(bits, self.vocab_size)))
+            _bounded_put(self._ids, key, got, self.cache_size)
+        return got[1]
+
+    def allowed(self, text: str) -> np.ndarray:
+        """Boolean mask (length V) of the tokens allowed after ``text``, EOS included."""
+        return unpack(self.bits(text), self.vocab_size)
+
+
+def _bounded_put(cache: dict, key, value, size: int) -> None:
+    """Insert, evicting the oldest entry when full (O(1): no latency spike from a clear)."""
+    if len(cache) >= size:
+        del cache[next(iter(cache))]
+    cache[key] = value
+
+
+def unpack(bits: np.ndarray, size: int) -> np.ndarray:
+    """Boolean array of length ``size`` from packed uint32 words (bit j of word k = 32k + j)."""
+    return np.unpackbits(bits.view(np.uint8), bitorder="little")[:size].astype(bool)

@@ -1,0 +1,198 @@
+"""The compiled token mask of a LarkGrammar equals the brute-force mask, on every shipped grammar.
+
+Brute force: walk the byte trie of the vocabulary and call ``prefix`` per node
+(``smc.token_trie.TokenTrie.walk``), plus EOS where ``complete`` accepts.  The fast
+path (``potentials.grammar_mask.GrammarMask``) must give the same set of tokens on
+reachable prefixes: prefixes of accepted strings cut at random characters, and random
+walks that follow the mask itself.  Then the sampler that uses it is checked against
+exact enumeration.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import grammars
+import smc
+from potentials import LarkGrammar
+from potentials.grammar_mask import unpack
+from smc.token_trie import TokenTrie
+from tests.exact import enumerate_laws, random_function_lm, tv, tv_noise
+from tests.test_shipped_grammars import ACCEPT, LOAD_OPTIONS
+
+NAMES = grammars.names()
+
+
+@functools.cache
+def fresh_grammar(name: str, copy: int) -> LarkGrammar:
+    """Separate instances for the fast path (copy 0) and brute force (copy 1)."""
+    return LarkGrammar(grammars.load(name), **LOAD_OPTIONS.get(name, {}))
+
+
+@functools.cache
+def smollm_subset() -> tuple[list[bytes | None], int]:
+    """6,000 tokens of the embedded model's vocabulary: every token of at most 2 bytes,
+    every partial-UTF-8 token and a fixed random sample of the rest; EOS last."""
+    from transformers import AutoTokenizer
+
+    from smc.models import embedded_model_dir
+    from smc.token_bytes import complete_utf8, vocab_bytes
+
+    table = vocab_bytes(AutoTokenizer.from_pretrained(embedded_model_dir()))
+    real = [b for b in table if b is not None]
+    short = [b for b in real if len(b) <= 2 or complete_utf8(b)[1] or "\ufffd" in
+             complete_utf8(b)[0]]
+    rest = [b for b in real if b not in set(short)]
+    pick = np.random.default_rng(0).choice(len(rest), 6000 - len(short), replace=False)
+    vocab = short + [rest[i] for i in sorted(pick)]
+    return [*vocab, None], len(vocab)
+
+
+@functools.cache
+def tiny_vocab() -> tuple[list[bytes | None], int]:
+    """The tiny test BPE vocabulary plus hand-made multi-byte and whitespace tokens."""
+    from smc.token_bytes import vocab_bytes
+    from tests.tiny_hf import tiny_tokenizer
+
+    table = [b for b in vocab_bytes(tiny_tokenizer()) if b is not None]
+    extra = [b"\xc3", b"\xa9", "é".encode(), "€".encode()[:2], b"  ", b"    ", b"\n  ", b"\",",
+             b"\"}", b"]}", b"SELECT", b" FROM", b" *", b"(C", b"=O)", b"))", b"\n(", b"-up"]
+    vocab = table + [b for b in extra if b not in table]
+    return [*vocab, None], len(vocab)
+
+
+VOCABS = {"tiny": tiny_vocab, "smollm2": smollm_subset}
+
+
+@functools.cache
+def byte_trie(vocab_name: str) -> TokenTrie:
+    vocab, eos = VOCABS[vocab_name]()
+    return TokenTrie(vocab, exclude=[eos])
+
+
+def brute_allowed(name: str, vocab_name: str, text: str) -> np.ndarray:
+    vocab, eos = VOCABS[vocab_name]()
+    g = fresh_grammar(name, 1)
+    out = np.zeros(len(vocab), bool)
+    ids, _ = byte_trie(vocab_name).walk(g, text, b"")
+    out[ids] = True
+    out[eos] = g.prefix(text) == 0.0 and g.complete(text) == 0.0
+    return out
+
+
+def fast_allowed(name: str, vocab_name: str, text: str) -> np.ndarray:
+    vocab, eos = VOCABS[vocab_name]()
+    masker = fresh_grammar(name, 0).token_masker(vocab, [eos])
+    got = masker.allowed(text)
+    ids = masker.token_ids(text)
+    assert np.array_equal(np.flatnonzero(got), ids)
+    return got
+
+
+def assert_same_mask(name: str, vocab_name: str, text: str) -> np.ndarray:
+    fast = fast_allowed(name, vocab_name, text)
+    brute = brute_allowed(name, vocab_name, text)
+    if not np.array_equal(fast, brute):
+        vocab, _ = VOCABS[vocab_name]()
+        extra = [vocab[i] for i in np.flatnonzero(fast & ~brute)[:8]]
+        missing = [vocab[i] for i in np.flatnonzero(brute & ~fast)[:8]]
+        pytest.fail(f"{name} after {text!r}: fast allows {extra} wrongly, misses {missing}")
+    return fast
+
+
+SETTINGS = settings(max_examples=40, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.mark.parametrize("vocab_name", sorted(VOCABS))
+@pytest.mark.parametrize("name", NAMES)
+@SETTINGS
+@given(data=st.data())
+def test_mask_equals_brute_force_on_prefixes_of_accepted_text(name, vocab_name, data):
+    text = data.draw(st.sampled_from(ACCEPT[name]), label="accepted")
+    cut = data.draw(st.integers(0, len(text)), label="cut")
+    assert_same_mask(name, vocab_name, text[:cut])
+
+
+@pytest.mark.parametrize("vocab_name", sorted(VOCABS))
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_mask_equals_brute_force_along_random_walks(name, vocab_name, seed):
+    """Follow the mask: each step picks an allowed token (short ones more often)."""
+    vocab, eos = VOCABS[vocab_name]()
+    rng = np.random.default_rng(seed)
+    start = ACCEPT[name][int(rng.integers(len(ACCEPT[name])))]
+    text = start[: int(rng.integers(len(start) + 1))]
+    for _ in range(6):
+        allowed = assert_same_mask(name, vocab_name, text)
+        allowed[eos] = False
+        ids = np.flatnonzero(allowed)
+        if ids.size == 0:
+            break
+        p = 1.0 / np.array([len(vocab[i]) for i in ids]) ** 2
+        pick = int(rng.choice(ids, p=p / p.sum()))
+        text = text + vocab[pick].decode("utf-8", errors="replace")
+        if "\ufffd" in text:  # a lone partial byte: the engine would hold it back
+            break
+
+
+def test_dead_text_has_an_empty_mask():
+    vocab, eos = tiny_vocab()
+    masker = fresh_grammar("json", 0).token_masker(vocab, [eos])
+    assert not masker.allowed('{"a": }').any()
+    assert masker.allowed('{"a": 1}')[eos] and not masker.allowed('{"a": 1')[eos]
+
+
+def test_masks_repeat_as_cache_hits():
+    vocab, eos = tiny_vocab()
+    g = LarkGrammar(grammars.load("json"))
+    masker = g.token_masker(vocab, [eos])
+    assert g.token_masker(vocab, [eos]) is masker
+    masker.allowed('{"a": "xy')
+    before = dict(masker.stats)
+    masker.allowed('{"a": "xyz')  # same lexer state inside the string: same configurations
+    assert masker.stats["hits"] == before["hits"] + 1 and masker.stats["walks"] == before["walks"]
+
+
+# ---- the sampler with the compiled mask, against exact enumeration ------------------------
+
+ARITH_VOCAB = ["1", "2", "+", "*", "(", ")", "12", "+1", "2)", " ", "(1", "<eos>"]
+
+
+def test_packed_bits_layout():
+    bits = np.array([0b101, 1 << 31], np.uint32)
+    assert np.flatnonzero(unpack(bits, 64)).tolist() == [0, 2, 63]
+
+
+@pytest.mark.parametrize("method", ["smc", "is"])
+def test_smc_with_compiled_grammar_mask_converges_to_pi(method):
+    lm = random_function_lm(ARITH_VOCAB, len(ARITH_VOCAB) - 1, seed=7, temperature=1.2)
+    g = LarkGrammar(grammars.load("arith"))
+    assert g.token_masker(lm.vocab_bytes, lm.eos_ids) is not None
+    pi, z, lcd = enumerate_laws(lm, g, max_tokens=3)
+    assert len(pi) > 10 and tv(pi, lcd) > 0.05
+    runs = [smc.generate(lm, "", constraint=g, method=method, n_particles=256, max_tokens=3,
+                         seed=s) for s in range(100)]
+    logs = np.array([r.log_ml for r in runs])
+    m = logs.max()
+    est: dict[str, float] = {}
+    for r, lz in zip(runs, logs, strict=True):
+        for k, v in r.posterior.items():
+            est[k] = est.get(k, 0.0) + math.exp(lz - m) * v
+    total = sum(est.values())
+    est = {k: v / total for k, v in est.items()}
+    assert tv(est, pi) < 0.05, tv(est, pi)
+    zs = np.exp(logs)
+    assert abs(zs.mean() - z) < 4 * zs.std(ddof=1) / math.sqrt(len(zs)) + 1e-3 * z
+    lcd_run = smc.generate(lm, "", constraint=g, method="lcd", n_particles=10000, max_tokens=3,
+                           seed=1)
+    n_done = sum(p.finished for p in lcd_run.particles)
+    assert n_done > 1000
+    assert tv(lcd_run.posterior, lcd) < 1.5 * tv_noise(lcd, n_done)
