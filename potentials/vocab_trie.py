@@ -13,7 +13,10 @@ reached by characters ``alphabet[child_char[...]]``; tokens ending at node i are
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -65,16 +68,56 @@ class VocabTrie:
 
 
 _TRIES: dict[tuple[str, tuple[int, ...]], VocabTrie] = {}
+_ARRAYS = ("child_start", "child_char", "child_node", "tok_start", "tok_ids")
+
+
+def _cache_file(key: str) -> Path:
+    from smc.models import cache_dir
+
+    return cache_dir() / "vocab-tries" / f"{key}.npz"
+
+
+def _save(trie: VocabTrie, path: Path) -> None:
+    """Write atomically; a cache that cannot be written is only a missed speed-up."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as f:
+            np.savez(f, alphabet=np.array(trie.alphabet, dtype=object), sizes=np.array(
+                [trie.vocab_size, trie.n_nodes, trie.n_tokens]),
+                **{a: getattr(trie, a) for a in _ARRAYS})
+        os.replace(f.name, path)
+    except OSError:
+        pass
+
+
+def _load(path: Path) -> VocabTrie | None:
+    try:
+        with np.load(path, allow_pickle=True) as data:
+            trie = VocabTrie.__new__(VocabTrie)
+            for a in _ARRAYS:
+                setattr(trie, a, data[a])
+            trie.alphabet = [str(c) for c in data["alphabet"]]
+            trie.vocab_size, trie.n_nodes, trie.n_tokens = (int(x) for x in data["sizes"])
+            return trie
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def vocab_trie(vocab_bytes: Sequence[bytes | None], exclude: Iterable[int] = ()) -> VocabTrie:
-    """The (memoised) trie of a vocabulary: one build per distinct vocabulary."""
+    """The trie of a vocabulary: built once, memoised in the process and cached on disk
+    (``<cache_dir>/vocab-tries/<content hash>.npz``)."""
     skip = tuple(sorted(set(exclude)))
     digest = hashlib.blake2b(digest_size=16)
     for data in vocab_bytes:
         digest.update(b"\x00N" if data is None else len(data).to_bytes(4, "little") + data)
+    digest.update(repr(skip).encode())
     key = (digest.hexdigest(), skip)
     trie = _TRIES.get(key)
     if trie is None:
-        trie = _TRIES[key] = VocabTrie(vocab_bytes, skip)
+        path = _cache_file(key[0])
+        trie = _load(path) if path.is_file() else None
+        if trie is None:
+            trie = VocabTrie(vocab_bytes, skip)
+            _save(trie, path)
+        _TRIES[key] = trie
     return trie
