@@ -1,7 +1,8 @@
-"""Input checks shared by every entry point: names, where the weights live, and their values.
+"""Input checks shared by every entry point: names, where the data live, and their values.
 
 Log-weights are a 1-D float64 array with entries in [-inf, +inf); -inf marks a dead particle.
 NaN and +inf are caught by one reduction, the backend's ``peak`` (NaN propagates through max).
+A token bitmask packs one bit per logit column into 32-bit words: (rows, ⌈V/32⌉) for (rows, V).
 """
 
 from __future__ import annotations
@@ -15,10 +16,15 @@ import numpy as np
 METHODS = ("multinomial", "stratified", "systematic", "residual")
 BACKENDS = ("numpy", "numba", "triton")
 
-TRITON_MESSAGE = (
-    "Triton kernels arrive with the GPU issue; for now pass backend='numba' or 'numpy', "
-    "which copy the tensor to the host"
-)
+ALL_DEAD = "cannot resample: every particle has weight zero (all log-weights -inf)"
+
+_FLOATS = ("float16", "bfloat16", "float32", "float64")
+_WORDS = ("int32", "uint32")
+
+
+class TritonUnavailableError(RuntimeError):
+    """backend='triton' cannot run here: triton is missing, or the data are in host memory and
+    Triton's interpreter (TRITON_INTERPRET=1) is off."""
 
 
 def check_method(method: str) -> str:
@@ -44,8 +50,6 @@ def choose_backend(backend: str | None, device: str) -> str:
     if backend not in BACKENDS:
         allowed = ", ".join(repr(b) for b in BACKENDS)
         raise ValueError(f"unknown backend {backend!r}; allowed: {allowed} (or None)")
-    if backend == "triton":
-        raise NotImplementedError(TRITON_MESSAGE)
     return backend
 
 
@@ -76,3 +80,30 @@ def check_draws(n: Any, size: int) -> int:
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     return n
+
+
+def _dtype_name(dtype: Any) -> str:
+    """'float32' for both ``numpy.float32`` and ``torch.float32``."""
+    return str(dtype).removeprefix("torch.")
+
+
+def bitmask_shape(logits: Any, bitmask: Any) -> tuple[int, int]:
+    """(rows, V) of ``logits`` after checking that ``bitmask`` holds ⌈V/32⌉ (or more) 32-bit
+    words per row; 1-D logits are one row.  Raises TypeError or ValueError."""
+    lshape, bshape = tuple(logits.shape), tuple(bitmask.shape)
+    if len(lshape) not in (1, 2):
+        raise ValueError(f"logits must be (rows, vocab) or (vocab,), got shape {lshape}")
+    if _dtype_name(logits.dtype) not in _FLOATS:
+        raise TypeError(f"logits must be floating point, got {_dtype_name(logits.dtype)}")
+    if _dtype_name(bitmask.dtype) not in _WORDS:
+        kind = _dtype_name(bitmask.dtype)
+        raise TypeError(f"bitmask must be int32 (or uint32) words, got {kind}")
+    vocab = lshape[-1]
+    words = -(-vocab // 32)
+    if len(bshape) != len(lshape) or bshape[:-1] != lshape[:-1] or bshape[-1] < words:
+        expected = (*lshape[:-1], words)
+        raise ValueError(
+            f"bitmask shape {bshape} does not fit logits shape {lshape}: expected {expected} "
+            "(one bit per token, bit j of word k = token 32k + j)"
+        )
+    return (lshape[0] if len(lshape) == 2 else 1), vocab

@@ -6,7 +6,8 @@ The arithmetic follows ``reference`` operation for operation (sequential sums, t
 divisions), so both backends return identical ancestors for the same uniforms, provided NumPy's
 exp and the C library's agree bit for bit (NumPy's AVX-512 exp may differ by an ulp, which moves
 an ancestor only if a point lies within an ulp of a cumulative boundary).  Compiled code is
-cached on disk (``cache=True``); the first call in a fresh environment compiles.
+cached on disk (``cache=True``); the first call in a fresh environment compiles.  The token
+bitmask loop writes -inf into logits in place, skipping words whose 32 tokens are all allowed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import math
 
 import numba
 import numpy as np
+
+from kernels import reference
 
 
 @numba.njit(cache=True)
@@ -187,6 +190,50 @@ def logsumexp(log_w: np.ndarray) -> float:
     for i in range(log_w.size):
         s += math.exp(log_w[i] - m)
     return m + math.log(s)
+
+
+@numba.njit(cache=True)
+def _mask_rows(bits: np.ndarray, words: np.ndarray, vocab: int, pattern: int) -> None:
+    """bits[r, t] = pattern (the bits of -inf) wherever bit t % 32 of words[r, t // 32] is 0."""
+    for r in range(bits.shape[0]):
+        for k in range((vocab + 31) // 32):
+            w = words[r, k]
+            if w == -1:  # all 32 allowed
+                continue
+            for j in range(min(32, vocab - 32 * k)):
+                if (w >> j) & 1 == 0:
+                    bits[r, 32 * k + j] = pattern
+
+
+def apply_token_bitmask_(logits: object, bitmask: object) -> object:
+    """In place, logits[..., t] = -inf where bit t % 32 of bitmask[..., t // 32] is 0.
+
+    Writes the bit pattern of -inf through a same-size integer view, so every float dtype
+    (bfloat16 too) takes one compiled loop; a tensor off the CPU goes to the host and back.
+    """
+    words = np.ascontiguousarray(reference._host(bitmask)).view(np.int32)
+    if isinstance(logits, np.ndarray):
+        itype = np.dtype(f"int{8 * logits.itemsize}")
+        _mask_bits(logits.view(itype), words, np.array(-np.inf, logits.dtype).view(itype).item())
+        return logits
+    import torch
+
+    t = logits.detach()
+    host = t if t.device.type == "cpu" else t.cpu()
+    itype = {2: torch.int16, 4: torch.int32, 8: torch.int64}[host.element_size()]
+    pattern = torch.tensor(-math.inf, dtype=host.dtype).view(itype).item()
+    _mask_bits(host.view(itype).numpy(), words, pattern)
+    if host is not t:
+        t.copy_(host)
+    return logits
+
+
+def _mask_bits(bits: np.ndarray, words: np.ndarray, pattern: int) -> None:
+    """``_mask_rows`` on (rows, V) views of 1-D or 2-D data."""
+    if bits.ndim == 1:
+        bits, words = bits[None, :], words.reshape(1, -1)
+    if bits.size:
+        _mask_rows(bits, words, bits.shape[1], bits.dtype.type(pattern))
 
 
 SCHEMES = {

@@ -124,6 +124,60 @@ def logsumexp(log_w: np.ndarray) -> float:
     return float(m + np.log(np.exp(log_w - m).sum()))
 
 
+# --- token bitmasks: bit j of 32-bit word k allows token 32k + j (xgrammar / llguidance layout) ---
+
+
+def _host(a: object) -> np.ndarray:
+    """A NumPy view (torch tensors are detached and copied to the host)."""
+    if not isinstance(a, np.ndarray) and hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def unpack_bitmask(bitmask: object, vocab: int) -> np.ndarray:
+    """allowed[..., t] = bit t % 32 of bitmask[..., t // 32], for t < vocab (a bool array)."""
+    words = np.ascontiguousarray(_host(bitmask)).view(np.uint32)
+    bits = (words[..., :, None] >> np.arange(32, dtype=np.uint32)) & np.uint32(1)
+    return bits.reshape(*words.shape[:-1], -1)[..., :vocab].astype(bool)
+
+
+def pack_bitmask(allowed: object) -> object:
+    """words[..., k] = Σ_j allowed[..., 32k + j]·2^j as int32, ⌈V/32⌉ words (the last one padded
+    with zeros); a torch bool tensor gives an int32 tensor on its device."""
+    if not isinstance(allowed, np.ndarray) and hasattr(allowed, "detach"):
+        import torch
+
+        bits = allowed.detach().to(torch.int64)
+        vocab = bits.shape[-1]
+        bits = torch.nn.functional.pad(bits, (0, -vocab % 32))
+        bits = bits.reshape(*bits.shape[:-1], -1, 32)
+        words = (bits << torch.arange(32, device=bits.device)).sum(-1)
+        return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)
+    a = np.asarray(allowed, dtype=bool)
+    if a.ndim == 0:
+        raise ValueError("allowed must have a vocabulary axis, got a scalar")
+    pad = [(0, 0)] * (a.ndim - 1) + [(0, -a.shape[-1] % 32)]
+    a = np.pad(a, pad).reshape(*a.shape[:-1], -1, 32)
+    packed = np.packbits(a, axis=-1, bitorder="little")  # 4 bytes per word, low byte first
+    return np.ascontiguousarray(packed).view("<u4")[..., 0].astype(np.uint32).view(np.int32)
+
+
+def apply_token_bitmask_(logits: object, bitmask: object) -> object:
+    """In place, logits[..., t] = -inf where token t is not allowed; returns logits.
+
+    NumPy arrays by boolean assignment, torch tensors (any device) by ``masked_fill_``.
+    """
+    vocab = logits.shape[-1]
+    banned = ~unpack_bitmask(bitmask, vocab)
+    if isinstance(logits, np.ndarray):
+        logits[banned] = -np.inf
+        return logits
+    import torch
+
+    logits.masked_fill_(torch.from_numpy(banned).to(logits.device), -math.inf)
+    return logits
+
+
 SCHEMES = {
     "multinomial": multinomial,
     "stratified": stratified,

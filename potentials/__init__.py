@@ -2,5 +2,7 @@
 
 from potentials.base import NEG_INF, FunctionPotential, Potential, Product
 from potentials.lark_grammar import GrammarError, LarkGrammar
+from potentials.tree_sitter import TreeSitter
 
-__all__ = ["NEG_INF", "FunctionPotential", "GrammarError", "LarkGrammar", "Potential", "Product"]
+__all__ = ["NEG_INF", "FunctionPotential", "GrammarError", "LarkGrammar", "Potential", "Product",
+           "TreeSitter"]

@@ -313,11 +313,10 @@ class _FakeCudaTensor:
 
 
 def test_cuda_tensor_dispatches_to_triton() -> None:
-    for call in (kernels.resample, kernels.ess, kernels.logsumexp):
-        with pytest.raises(NotImplementedError, match="Triton kernels arrive with the GPU issue"):
-            call(_FakeCudaTensor())
-    with pytest.raises(NotImplementedError, match="Triton"):
-        kernels.resample(np.zeros(3), backend="triton")
+    from kernels._validate import choose_backend, device_of
+
+    assert choose_backend(None, device_of(_FakeCudaTensor())) == "triton"
+    assert choose_backend(None, "cpu") == "numba"
 
 
 @pytest.mark.parametrize("method", METHODS)
