@@ -40,8 +40,9 @@ class LexContext:
         self._embedded = frozenset(embedded)
         self._unless = unless
         self._useful = useful
-        self._states: list[Pairs] = []
-        self._index: dict[Pairs, int] = {}
+        self._states: list[Pairs] = []  # main pairs (Lark's order), then re-typing targets
+        self._n_main: list[int] = []  # how many of a state's pairs are main pairs
+        self._index: dict[tuple[Pairs, Pairs], int] = {}
         self._trans: list[dict[str, int]] = []
         self._closes: list[list[Close] | None] = []
         first = [(t, autos[t].start) for t in [*order, *embedded] if autos[t].start != DEAD]
@@ -55,8 +56,13 @@ class LexContext:
             return True
         return any(s in self._useful and s in alive for s in self._unless.get(t, ()))
 
-    def _normalise(self, pairs: list[tuple[int, int]]) -> int:
-        """Apply the first-match rule, drop what can no longer matter, intern."""
+    def _normalise(self, pairs: list[tuple[int, int]],
+                   targets: list[tuple[int, int]] | tuple = ()) -> int:
+        """Apply the first-match rule, drop what can no longer matter, intern.
+
+        ``targets`` are pairs kept only as ``unless`` re-typing targets: terminals that
+        can no longer be Lark's choice themselves (they never return to the main pairs).
+        """
         autos, rank = self._autos, self._rank
         main = sorted((p for p in pairs if p[0] in rank), key=lambda p: rank[p[0]])
         for i, (t, d) in enumerate(main):
@@ -64,6 +70,7 @@ class LexContext:
                 main = main[: i + 1]  # later terminals can never be Lark's choice
                 break
         alive = dict(pairs)
+        alive.update(targets)
         capable = [self._capable(t, alive) for t, _d in main]
         if not any(capable):
             return DEAD
@@ -72,11 +79,17 @@ class LexContext:
         # later one has no effect; so has anything after the last capable terminal
         main = [p for p, c in zip(main[: last + 1], capable) if c or autos[p[0]].exact]
         needed = {s for t, _d in main for s in self._unless.get(t, ())}
-        key = tuple(main) + tuple(sorted(p for p in pairs if p[0] in needed and p[0] not in rank))
+        # a re-typing target is kept even when it is one of Lark's main terminals cut off
+        # above (e.g. a case-insensitive keyword "if"i that a case-sensitive NAME regex
+        # re-types: NAME comes first in Lark's order, matches "if" and is re-typed to IF)
+        in_main = {t for t, _d in main}
+        side = tuple(sorted((t, d) for t, d in alive.items() if t in needed and t not in in_main))
+        key = (tuple(main), side)
         sid = self._index.get(key)
         if sid is None:
             sid = len(self._states)
-            self._states.append(key)
+            self._states.append(key[0] + side)
+            self._n_main.append(len(main))
             self._index[key] = sid
             self._trans.append({})
             self._closes.append(None)
@@ -87,13 +100,13 @@ class LexContext:
         trans = self._trans[state]
         nxt = trans.get(ch)
         if nxt is None:
-            autos = self._autos
-            pairs = []
-            for t, d in self._states[state]:
+            autos, n_main = self._autos, self._n_main[state]
+            pairs, targets = [], []
+            for i, (t, d) in enumerate(self._states[state]):
                 d2 = autos[t].step(d, ch)
                 if d2 != DEAD:
-                    pairs.append((t, d2))
-            nxt = trans[ch] = self._normalise(pairs) if pairs else DEAD
+                    (pairs if i < n_main else targets).append((t, d2))
+            nxt = trans[ch] = self._normalise(pairs, targets) if pairs else DEAD
         return nxt
 
     def closes(self, state: int) -> list[Close]:
@@ -103,15 +116,15 @@ class LexContext:
             found = []
             autos, pairs = self._autos, self._states[state]
             alive = dict(pairs)
-            for i, (t, d) in enumerate(pairs):
-                if t not in self._rank:
-                    break  # embedded keywords come last; they are only re-typing targets
+            for i, (t, d) in enumerate(pairs[: self._n_main[state]]):  # not re-typing targets
                 if not autos[t].final[d]:
                     continue
                 emit = next((s for s in self._unless.get(t, ())
                              if s in alive and autos[s].final[alive[s]]), t)
                 if emit in self._useful:
                     cons = tuple((u, e) for u, e in pairs[:i] if autos[u].exact)
+                    if getattr(autos[t], "longest", False):  # re.match takes T's longest run
+                        cons = (*cons, (t, d))
                     found.append((emit, cons))
             self._closes[state] = found
         return found

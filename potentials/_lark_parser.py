@@ -15,18 +15,22 @@ from __future__ import annotations
 import re
 
 from lark import Lark
+from lark.indenter import Indenter
 from lark.parsers.lalr_analysis import Shift
 
+from potentials._lark_indent import Indentation
 from potentials._lark_lexer import Constraints, LexContext
+from potentials._lark_munch import longest_match_safe
 from potentials._lark_regex import DEAD, CharAutomaton
 
-Config = tuple["StackNode", int, int]  # (stack, lexeme state, constraint set)
+# (stack, lexeme state, constraint set, indentation state, newline width; see _lark_indent)
+Config = tuple["StackNode", int, int, int, int]
 
 
 class StackNode:
     """One LALR stack: ``state`` on top of ``parent``; children are interned."""
 
-    __slots__ = ("state", "parent", "kids", "fed", "ctx")
+    __slots__ = ("state", "parent", "kids", "fed", "ctx", "ctx_paren")
 
     def __init__(self, state: int, parent: StackNode | None) -> None:
         self.state = state
@@ -34,6 +38,7 @@ class StackNode:
         self.kids: dict[int, StackNode] = {}
         self.fed: dict[int, StackNode | None] = {}
         self.ctx: LexContext | None = None
+        self.ctx_paren: LexContext | None = None  # inside brackets (indenting grammars)
 
     def states(self) -> list[int]:
         """The stack bottom-to-top (for tests and debugging)."""
@@ -47,19 +52,29 @@ class StackNode:
 class ParserEngine:
     """Advances sets of configurations of one Lark LALR grammar, character by character."""
 
-    def __init__(self, lark: Lark, g_regex_flags: int = 0) -> None:
+    def __init__(self, lark: Lark, g_regex_flags: int = 0,
+                 indenter: Indenter | None = None) -> None:
         conf = lark.parse_interactive("").parser_state.parse_conf
         self._table = conf.states
         self._start_state = conf.start_state
-        self._lexer = lark.parser.lexer
+        self.end_state = conf.end_state
+        lexer = lark.parser.lexer
+        self._lexer = lexer if hasattr(lexer, "lexers") else lexer.lexer  # behind a post-lexer
         terminals = list(lark.terminals)
         self.names = [t.name for t in terminals]
+        # terminals only a post-lexer emits (%declare): parser symbols without an automaton
+        self.names += [indenter.INDENT_type, indenter.DEDENT_type] if indenter else []
         self.index = {name: i for i, name in enumerate(self.names)}
         self.autos = [CharAutomaton(t.pattern.to_regexp(), g_regex_flags) for t in terminals]
+        for t, auto in zip(terminals, self.autos, strict=True):  # see _lark_munch
+            auto.longest = auto.exact and longest_match_safe(t.pattern.to_regexp(), g_regex_flags)
         self.ignore = frozenset(self.index[n] for n in lark.ignore_tokens if n in self.index)
         self.constraints = Constraints(self.autos)
         self._lexinfo: dict[int, tuple[list[int], list[int], dict[int, list[int]]]] = {}
         self._contexts: dict[tuple[int, frozenset[int]], LexContext] = {}
+        self.indentation = Indentation(self, indenter) if indenter else None
+        self.initial_ind = self.indentation.initial if indenter else 0
+        self._nl_alive: dict[tuple[LexContext, int], bool] = {}
         self.node_count = 0
         self.root = self.reset_stacks()
 
@@ -72,6 +87,8 @@ class ParserEngine:
         """Forget every interned stack (bounds memory); returns the new root."""
         self.node_count = 1
         self.root = StackNode(self._start_state, None)
+        if getattr(self, "indentation", None) is not None:
+            self.indentation.reset()
         return self.root
 
     # ---- parser ----------------------------------------------------------------------
@@ -128,42 +145,103 @@ class ParserEngine:
             info = self._lexinfo[state] = (order, embedded, unless)
         return info
 
-    def context(self, node: StackNode) -> LexContext:
-        """The lexer context of stack ``node`` (memoised on the node)."""
-        ctx = node.ctx
+    def context(self, node: StackNode, in_paren: bool = False) -> LexContext:
+        """The lexer context of stack ``node`` (memoised on the node).
+
+        Inside brackets an indenting grammar's newline token is always useful: the
+        post-lexer drops it before the parser sees it.
+        """
+        ctx = node.ctx_paren if in_paren else node.ctx
         if ctx is None:
             useful = self.accepts(node) | self.ignore
+            if in_paren:
+                useful |= {self.indentation.nl}
             key = (node.state, useful)
             ctx = self._contexts.get(key)
             if ctx is None:
                 order, embedded, unless = self._info(node.state)
                 ctx = self._contexts[key] = LexContext(self.autos, order, embedded, unless, useful)
-            node.ctx = ctx
+            if in_paren:
+                node.ctx_paren = ctx
+            else:
+                node.ctx = ctx
         return ctx
+
+    def context_at(self, node: StackNode, ind: int) -> LexContext:
+        """The lexer context of a configuration's stack and indentation state."""
+        if self.indentation is not None and self.indentation.in_paren(ind):
+            return node.ctx_paren or self.context(node, True)
+        return node.ctx or self.context(node)
+
+    def emit(self, node: StackNode, ind: int, term: int,
+             col: int) -> tuple[StackNode, int] | None:
+        """(stack, ind) after the lexer emits ``term`` (newline width ``col``), or None."""
+        if term in self.ignore:
+            return node, ind
+        if self.indentation is not None:
+            return self.indentation.feed(self, node, ind, term, col)
+        node2 = self.feed(node, term)
+        return None if node2 is None else (node2, ind)
+
+    def width(self, ctx: LexContext, lid: int, col: int, ch: str) -> int:
+        """The newline width after ``ch`` took the pending lexeme to ``lid`` (−1: untracked)."""
+        if self.indentation is None:
+            return -1
+        key = (ctx, lid)
+        alive = self._nl_alive.get(key)
+        if alive is None:
+            nl = self.indentation.nl
+            alive = self._nl_alive[key] = any(t == nl for t, _d in ctx._states[lid])
+        return self.indentation.width(col, ch) if alive else -1
+
+    def accepts_end(self, node: StackNode, ind: int) -> bool:
+        """Whether the parser accepts the end of the text on ``node`` (after final dedents)."""
+        if self.indentation is not None:
+            node = self.indentation.at_end(self, node, ind)
+            if node is None:
+                return False
+        states = node.states()
+        table = self._table
+        while True:
+            action = table[states[-1]].get("$END")
+            if action is None or action[0] is Shift:
+                return False
+            rule = action[1]
+            if rule.expansion:
+                del states[-len(rule.expansion):]
+            states.append(table[states[-1]][rule.origin.name][1])
+            if states[-1] == self.end_state:
+                return True
 
     # ---- configurations --------------------------------------------------------------
     def initial(self) -> frozenset[Config]:
         """Configurations of the empty text."""
         ctx = self.context(self.root)
-        return frozenset() if ctx.init == DEAD else frozenset({(self.root, ctx.init, 0)})
+        col = -1 if self.indentation is None else 0
+        return (frozenset() if ctx.init == DEAD
+                else frozenset({(self.root, ctx.init, 0, self.initial_ind, col)}))
 
     def advance(self, configs: frozenset[Config], ch: str) -> frozenset[Config]:
         """Configurations after reading ``ch`` (a new set; inputs are never mutated)."""
         out: set[Config] = set()
-        cons, ignore = self.constraints, self.ignore
-        for node, lid, cid in configs:
+        cons = self.constraints
+        indenting = self.indentation is not None
+        for node, lid, cid, ind, col in configs:
             cid_next = cons.step(cid, ch)
             if cid_next < 0:
                 continue
-            ctx = node.ctx or self.context(node)
+            ctx = self.context_at(node, ind) if indenting else node.ctx or self.context(node)
             lid_next = ctx.step(lid, ch)
             if lid_next != DEAD:
-                out.add((node, lid_next, cid_next))
+                col_next = self.width(ctx, lid_next, col, ch) if indenting else -1
+                out.add((node, lid_next, cid_next, ind, col_next))
             for term, extra in ctx.closes(lid):
-                node2 = node if term in ignore else self.feed(node, term)
-                if node2 is None:
+                emitted = self.emit(node, ind, term, col)
+                if emitted is None:
                     continue
-                ctx2 = node2.ctx or self.context(node2)
+                node2, ind2 = emitted
+                ctx2 = self.context_at(node2, ind2) if indenting else node2.ctx or self.context(
+                    node2)
                 if ctx2.init == DEAD:
                     continue
                 lid2 = ctx2.step(ctx2.init, ch)
@@ -171,7 +249,8 @@ class ParserEngine:
                     continue
                 cid2 = cons.step(cons.merge(cid, extra), ch) if extra else cid_next
                 if cid2 >= 0:
-                    out.add((node2, lid2, cid2))
+                    col2 = self.width(ctx2, lid2, 0, ch) if indenting else -1
+                    out.add((node2, lid2, cid2, ind2, col2))
         return frozenset(out)
 
     def run(self, text: str, configs: frozenset[Config] | None = None) -> frozenset[Config]:

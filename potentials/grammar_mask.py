@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from lark.parsers.lalr_analysis import Shift
 
 from potentials._lark_lexer import LexContext
 from potentials._lark_parser import Config, StackNode
@@ -31,30 +30,31 @@ from potentials.vocab_trie import VocabTrie, vocab_trie
 
 
 class _SegmentLexer:
-    """The lexer of one context as a dense automaton over (lexeme state, constraint set)."""
+    """The lexer of one context as a dense automaton over (lexeme state, constraint set,
+    newline width)."""
 
     def __init__(self, ctx: LexContext, mask: GrammarMask) -> None:
         self.ctx = ctx
         self.mask = mask
-        self.pairs: list[tuple[int, int]] = []
-        self.index: dict[tuple[int, int], int] = {}
+        self.pairs: list[tuple[int, int, int]] = []
+        self.index: dict[tuple[int, int, int], int] = {}
         self.table = np.full((16, mask.n_classes), -1, np.int64)
         self.closable = np.zeros(16, np.bool_)
         self.done = np.zeros(16, np.bool_)
 
-    def state(self, lid: int, cid: int) -> int:
-        """Id of (lid, cid), with every state reachable from it tabulated."""
-        sid = self.index.get((lid, cid))
+    def state(self, lid: int, cid: int, col: int) -> int:
+        """Id of (lid, cid, col), with every state reachable from it tabulated."""
+        sid = self.index.get((lid, cid, col))
         if sid is None:
-            sid = self._intern(lid, cid)
+            sid = self._intern(lid, cid, col)
         if not self.done[sid]:
             self._close(sid)
         return sid
 
-    def _intern(self, lid: int, cid: int) -> int:
+    def _intern(self, lid: int, cid: int, col: int) -> int:
         sid = len(self.pairs)
-        self.pairs.append((lid, cid))
-        self.index[(lid, cid)] = sid
+        self.pairs.append((lid, cid, col))
+        self.index[(lid, cid, col)] = sid
         if sid >= self.table.shape[0]:
             grow = self.table.shape[0]
             self.table = np.concatenate([self.table, np.full_like(self.table[:grow], -1)])
@@ -66,11 +66,12 @@ class _SegmentLexer:
     def _close(self, sid0: int) -> None:
         """Tabulate the rows of every state reachable from ``sid0`` (breadth first)."""
         ctx, cons, reps = self.ctx, self.mask.constraints, self.mask.class_rep
+        width = self.mask.engine.width
         todo = [sid0]
         self.done[sid0] = True
         while todo:
             sid = todo.pop()
-            lid, cid = self.pairs[sid]
+            lid, cid, col = self.pairs[sid]
             row = np.full(len(reps), -1, np.int64)
             for c, ch in enumerate(reps):
                 cid2 = cons.step(cid, ch)
@@ -79,9 +80,10 @@ class _SegmentLexer:
                 lid2 = ctx.step(lid, ch)
                 if lid2 == DEAD:
                     continue
-                nxt = self.index.get((lid2, cid2))
+                key = (lid2, cid2, width(ctx, lid2, col, ch))
+                nxt = self.index.get(key)
                 if nxt is None:
-                    nxt = self._intern(lid2, cid2)
+                    nxt = self._intern(*key)
                 if not self.done[nxt]:
                     self.done[nxt] = True
                     todo.append(nxt)
@@ -94,7 +96,7 @@ class _Segment:
 
     __slots__ = ("bits", "groups", "children", "__weakref__")
 
-    def __init__(self, bits: np.ndarray, groups: list[tuple[int, int, np.ndarray]]) -> None:
+    def __init__(self, bits: np.ndarray, groups: list[tuple[int, int, int, np.ndarray]]) -> None:
         self.bits = bits
         self.groups = groups
         self.children: dict[tuple[int, int], _Segment] = {}  # (group, lexer id) -> segment
@@ -118,9 +120,11 @@ class GrammarMask:
         self._roots: dict[tuple[int, int], _Segment] = {}
         self._segments: dict[tuple[int, int, bytes], _Segment] = {}
         self._masks: dict[frozenset[Config], np.ndarray] = {}
-        self._collected: dict[tuple[_Segment, StackNode], np.ndarray] = {}
+        self._collected: dict[tuple[_Segment, StackNode, int], np.ndarray] = {}
         self._ids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._end: dict[StackNode, bool] = {}
+        self._end: dict[tuple[StackNode, int], bool] = {}
+        self._indenting = self.engine.indentation is not None
+        self._col0 = 0 if self._indenting else -1
         self.cache_size = cache_size
         cap = max(1024, self.trie.n_nodes)
         self._ev_node = np.empty(cap, np.int64)
@@ -137,6 +141,8 @@ class GrammarMask:
         reps: list[str] = []
         for i, ch in enumerate(alphabet):
             sig = tuple(a.fullmatch(ch) is not None for a in atoms)
+            if self.engine.indentation is not None and ch in " \t\n":
+                sig = (*sig, ch)  # these change the newline width: never share a class
             c = signature.get(sig)
             if c is None:
                 c = signature[sig] = len(reps)
@@ -168,43 +174,47 @@ class GrammarMask:
             self._ev_state = np.empty(2 * len(self._ev_state), np.int64)
             bits[:] = 0
         self.stats["walks"] += 1
-        groups: list[tuple[int, int, np.ndarray]] = []
+        groups: list[tuple[int, int, int, np.ndarray]] = []
         if n:
             ev_node, ev_state = self._ev_node[:n], self._ev_state[:n]
             order = np.argsort(ev_state, kind="stable")
             states, first = np.unique(ev_state[order], return_index=True)
             bounds = [*first.tolist(), n]
-            by_key: dict[tuple[int, int], list[np.ndarray]] = {}
+            by_key: dict[tuple[int, int, int], list[np.ndarray]] = {}
             merge = self.constraints.merge
+            nl = self.engine.indentation.nl if self._indenting else -1
             for k, s in enumerate(states.tolist()):
                 nodes = ev_node[order[bounds[k]:bounds[k + 1]]]
-                lid, cid = lex.pairs[s]
+                lid, cid, col = lex.pairs[s]
                 for term, extra in lex.ctx.closes(lid):
-                    by_key.setdefault((term, merge(cid, extra)), []).append(nodes)
-            for (term, cid), parts in by_key.items():
+                    key = (term, merge(cid, extra), col if term == nl else -1)
+                    by_key.setdefault(key, []).append(nodes)
+            for (term, cid, col), parts in by_key.items():
                 nodes = np.unique(parts[0] if len(parts) == 1 else np.concatenate(parts))
-                groups.append((term, cid, np.ascontiguousarray(nodes)))
+                groups.append((term, cid, col, np.ascontiguousarray(nodes)))
         return _Segment(bits, groups)
 
-    def _collect(self, seg: _Segment, stack: StackNode) -> np.ndarray:
-        """Tokens of ``seg`` and of its continuations when the parser is at ``stack``.
+    def _collect(self, seg: _Segment, stack: StackNode, ind: int) -> np.ndarray:
+        """Tokens of ``seg`` and of its continuations when the parser is at ``stack``
+        (indentation state ``ind``).
 
         Memoised per (segment, stack): stacks are interned, so the same stack met again
         (e.g. after reductions back to a common parent) costs a lookup.
         """
         if not seg.groups:
             return seg.bits
-        key = (seg, stack)
+        key = (seg, stack, ind)
         got = self._collected.get(key)
         if got is not None:
             return got
         acc = seg.bits.copy()
-        engine, ignore = self.engine, self.engine.ignore
-        for g, (term, cid, nodes) in enumerate(seg.groups):
-            node2 = stack if term in ignore else engine.feed(stack, term)
-            if node2 is None:
+        engine = self.engine
+        for g, (term, cid, col, nodes) in enumerate(seg.groups):
+            emitted = engine.emit(stack, ind, term, col)
+            if emitted is None:
                 continue
-            ctx2 = node2.ctx or engine.context(node2)
+            node2, ind2 = emitted
+            ctx2 = engine.context_at(node2, ind2)
             if ctx2.init == DEAD:
                 continue
             lex2 = self._lexer(ctx2)
@@ -212,7 +222,7 @@ class GrammarMask:
             child = seg.children.get(ckey)
             if child is None:
                 child = seg.children[ckey] = self._continuation(lex2, ctx2, cid, nodes)
-            np.bitwise_or(acc, self._collect(child, node2), out=acc)
+            np.bitwise_or(acc, self._collect(child, node2, ind2), out=acc)
         _bounded_put(self._collected, key, acc, self.cache_size)
         return acc
 
@@ -224,17 +234,17 @@ class GrammarMask:
         the same nodes — e.g. a run of spaces read as several ignored lexemes — from
         multiplying: the segments form a DAG whose size is linear in the token length.
         """
-        sid = lex.state(ctx.init, cid)
+        sid = lex.state(ctx.init, cid, self._col0)
         key = (self._lexer_ids[ctx], sid, nodes.tobytes())
         seg = self._segments.get(key)
         if seg is None:
             seg = self._segments[key] = self._walk(lex, sid, nodes, False)
         return seg
 
-    def _root(self, stack: StackNode, lid: int, cid: int) -> _Segment:
-        ctx = stack.ctx or self.engine.context(stack)
+    def _root(self, stack: StackNode, lid: int, cid: int, ind: int, col: int) -> _Segment:
+        ctx = self.engine.context_at(stack, ind)
         lex = self._lexer(ctx)
-        sid = lex.state(lid, cid)
+        sid = lex.state(lid, cid, col)
         key = (self._lexer_ids[ctx], sid)
         seg = self._roots.get(key)
         if seg is None:
@@ -242,41 +252,23 @@ class GrammarMask:
         return seg
 
     # ---- end of text -------------------------------------------------------------------
-    def _accepts_end(self, stack: StackNode) -> bool:
-        """Whether the parser accepts $END on ``stack`` (reductions only)."""
-        got = self._end.get(stack)
+    def _accepts_end(self, stack: StackNode, ind: int) -> bool:
+        key = (stack, ind)
+        got = self._end.get(key)
         if got is None:
-            table = self.engine._table
-            end_state = self.grammar._lark.parse_interactive("").parser_state.parse_conf.end_state
-            states = stack.states()
-            got = False
-            while True:
-                action = table[states[-1]].get("$END")
-                if action is None:
-                    break
-                kind, rule = action
-                if kind is Shift:
-                    break
-                size = len(rule.expansion)
-                if size:
-                    del states[-size:]
-                states.append(table[states[-1]][rule.origin.name][1])
-                if states[-1] == end_state:
-                    got = True
-                    break
-            self._end[stack] = got
+            got = self._end[key] = self.engine.accepts_end(stack, ind)
         return got
 
     def may_end(self, configs: frozenset[Config]) -> bool:
         """A necessary condition for complete(x) = 0 read off x's configurations."""
         engine = self.engine
-        for stack, lid, _cid in configs:
-            ctx = stack.ctx or engine.context(stack)
-            if lid == ctx.init and self._accepts_end(stack):
+        for stack, lid, _cid, ind, col in configs:
+            ctx = engine.context_at(stack, ind)
+            if lid == ctx.init and self._accepts_end(stack, ind):
                 return True
             for term, _extra in ctx.closes(lid):
-                node2 = stack if term in engine.ignore else engine.feed(stack, term)
-                if node2 is not None and self._accepts_end(node2):
+                emitted = engine.emit(stack, ind, term, col)
+                if emitted is not None and self._accepts_end(*emitted):
                     return True
         return False
 
@@ -295,8 +287,9 @@ class GrammarMask:
             return got
         self.stats["misses"] += 1
         acc = np.zeros(self.words, np.uint32)
-        for stack, lid, cid in configs:
-            np.bitwise_or(acc, self._collect(self._root(stack, lid, cid), stack), out=acc)
+        for stack, lid, cid, ind, col in configs:
+            root = self._root(stack, lid, cid, ind, col)
+            np.bitwise_or(acc, self._collect(root, stack, ind), out=acc)
         if self.eos_ids.size and self.may_end(configs) and self.grammar.complete(text) == 0.0:
             for e in self.eos_ids.tolist():
                 acc[e >> 5] |= np.uint32(1 << (e & 31))

@@ -27,14 +27,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from lark import Lark, logger
-from lark.exceptions import UnexpectedInput
+from lark.exceptions import LarkError, LexError
 
+from potentials._lark_indent import GrammarIndenter, wants_indenter
 from potentials._lark_parser import Config, ParserEngine, compile_flags
 from potentials.base import NEG_INF, Potential
 
 _LOC = re.compile(r"line (\d+),? col(?:umn)? (\d+)")
 _QUOTED = re.compile(r"'([^'\s]+)'")
 _RULE_DEF = re.compile(r"^[ \t]*[?!]?([A-Za-z_][A-Za-z_0-9]*)(?:\.-?\d+)?[ \t]*:", re.M)
+# names whose *definition* is where the error is: a rule in an LALR conflict ("<x : A B>"),
+# a terminal Lark cannot compile ("token A:", "(A: 'a*')")
+_DEFINED = re.compile(r"<([A-Za-z_]\w*) :|\btoken ([A-Za-z_]\w*)|\(([A-Za-z_]\w*): ")
+# string and regex literals and comments of Lark's grammar syntax (blanked before a search)
+_LITERAL = re.compile(r'"(?:\\"|\\\\|[^"\n])*?"i?|/(?!/)(?:\\/|\\\\|[^/\n])*?/[imslux]*'
+                      r"|//[^\n]*|#[^\n]*")
 
 
 class GrammarError(ValueError):
@@ -46,6 +53,22 @@ class GrammarError(ValueError):
         super().__init__(f"invalid grammar{where}: {message}")
 
 
+def _find_name(name: str, text: str, nth: int = 0,
+               uses: bool = True) -> tuple[int | None, int | None]:
+    """(line, column) of the ``nth`` definition of ``name`` (else, if ``uses``, its first use),
+    outside comments and string/regex literals."""
+    masked = _LITERAL.sub(lambda m: " " * len(m.group()), text)
+    patterns = [rf"^[ \t]*[?!]?{re.escape(name)}\b"] + [rf"(?<![\w\"']){re.escape(name)}\b"] * uses
+    for i, pattern in enumerate(patterns):
+        hits = list(re.finditer(pattern, masked, re.M))
+        if hits:
+            hit = hits[min(nth, len(hits) - 1)] if i == 0 else hits[0]
+            start = hit.start() + len(hit.group()) - len(hit.group().lstrip(" \t?!"))
+            line = text.count("\n", 0, start) + 1
+            return line, start - (text.rfind("\n", 0, start) + 1) + 1
+    return None, None
+
+
 def _locate(exc: Exception, text: str) -> tuple[int | None, int | None]:
     """(line, column) of a Lark grammar error: from the exception, its message, or a name."""
     line, column = getattr(exc, "line", None), getattr(exc, "column", None)
@@ -55,13 +78,15 @@ def _locate(exc: Exception, text: str) -> tuple[int | None, int | None]:
     found = _LOC.search(msg)
     if found:
         return int(found.group(1)), int(found.group(2))
+    for groups in _DEFINED.findall(msg):
+        line, column = _find_name(next(g for g in groups if g), text, uses=False)
+        if line is not None:
+            return line, column
+    nth = 1 if "defined more than once" in msg else 0  # the second definition is the error
     for name in _QUOTED.findall(msg):
-        for pattern in (rf"^[ \t]*[?!]?{re.escape(name)}\b", rf"(?<![\w\"']){re.escape(name)}\b"):
-            hit = re.search(pattern, text, re.M)
-            if hit:
-                start = hit.start() + len(hit.group()) - len(hit.group().lstrip(" \t?!"))
-                line = text.count("\n", 0, start) + 1
-                return line, start - (text.rfind("\n", 0, start) + 1) + 1
+        line, column = _find_name(name, text, nth)
+        if line is not None:
+            return line, column
     return None, None
 
 
@@ -90,12 +115,35 @@ def _shift_reduce_log() -> Iterator[list[str]]:
         logger.propagate = saved[2]
 
 
+def _compile_lexers(lark: Lark, flags: int) -> None:
+    """Compile now the lexers Lark compiles lazily (on first use, in ``parse``).
+
+    A terminal whose regex is valid alone can fail inside Lark's combined lexer regex
+    (``(?P<NAME>...)|...``), e.g. a numbered back-reference ``/(a)b\\1/`` that then
+    refers to the open named group: the error is a LexError naming that terminal.
+    """
+    lexer = lark.parser.lexer
+    lexer = lexer if hasattr(lexer, "lexers") else lexer.lexer  # behind a post-lexer
+    try:
+        for basic in {id(b): b for b in [*lexer.lexers.values(), lexer.root_lexer]}.values():
+            basic.scanner  # noqa: B018 - a lazy property that compiles the lexer
+    except re.error as exc:
+        for t in lark.terminals:
+            try:
+                re.compile(f"(?P<{t.name}>{t.pattern.to_regexp()})", flags)
+            except re.error as inner:
+                raise LexError(f"Cannot compile token {t.name} in Lark's lexer: {inner}") from exc
+        raise LexError(f"Cannot compile Lark's lexer: {exc}") from exc
+
+
 def build_lark(grammar_text: str, start: str, ignore_case: bool, strict: bool) -> Lark:
     """Lark's LALR(1) parser of ``grammar_text``; GrammarError with a location if it fails."""
     try:
         with _shift_reduce_log() as log:
+            postlex = GrammarIndenter() if wants_indenter(grammar_text) else None
             lark = Lark(grammar_text, parser="lalr", lexer="contextual", start=start,
-                        g_regex_flags=compile_flags(ignore_case), cache=False)
+                        g_regex_flags=compile_flags(ignore_case), cache=False, postlex=postlex)
+            _compile_lexers(lark, compile_flags(ignore_case))
     except Exception as exc:  # Lark raises GrammarError, UnexpectedInput, LexError, ...
         msg = str(exc)
         if f"undefined rule: NonTerminal('{start}')" in msg:
@@ -108,8 +156,12 @@ def build_lark(grammar_text: str, start: str, ignore_case: bool, strict: bool) -
     conflicts = [m for m in log if m.startswith("Shift/Reduce")]
     if strict and conflicts:
         rules = [m.strip(" *") for m in log if m.startswith(" * ")]
-        raise GrammarError("LALR(1) conflict: " + "; ".join(
-            f"{c} in rule <{r}>" for c, r in zip(conflicts, rules + [""] * len(conflicts))))
+        msg = "LALR(1) conflict: " + "; ".join(
+            f"{c} in rule <{r}>" for c, r in zip(conflicts, rules + [""] * len(conflicts)))
+        found = _DEFINED.search(msg)
+        line, column = (None, None) if found is None else _find_name(found.group(1), grammar_text,
+                                                                     uses=False)
+        raise GrammarError(msg, line, column)
     return lark
 
 
@@ -134,7 +186,8 @@ class LarkGrammar(Potential):
         self.ignore_case = ignore_case
         self.cache_size = max(1, int(cache_size))
         self._lark = build_lark(grammar_text, start, ignore_case, strict)
-        self._engine = ParserEngine(self._lark, compile_flags(ignore_case))
+        self._engine = ParserEngine(self._lark, compile_flags(ignore_case),
+                                    indenter=self._lark.options.postlex)
         self._initial = self._engine.initial()
         self._cache: dict[str, frozenset[Config]] = {}
         self._complete_cache: dict[str, float] = {}
@@ -217,7 +270,9 @@ class LarkGrammar(Potential):
                 try:
                     self._lark.parse(text)
                     got = 0.0
-                except UnexpectedInput:
+                except (LarkError, AssertionError, IndexError):
+                    # UnexpectedInput, the indenter's DedentError / bracket assertion, and
+                    # its IndexError on a newline token with no newline (a final comment)
                     got = NEG_INF
             cache = self._complete_cache
             cache[text] = got
