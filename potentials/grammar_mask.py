@@ -40,15 +40,19 @@ class _SegmentLexer:
         self.index: dict[tuple[int, int, int], int] = {}
         self.table = np.full((16, mask.n_classes), -1, np.int64)
         self.closable = np.zeros(16, np.bool_)
-        self.done = np.zeros(16, np.bool_)
+        self.computed = np.zeros(16, np.bool_)
+        # rows are tabulated for every state within ``budget[s]`` characters of s: the
+        # newline width makes the state space infinite, but a walk reads at most one
+        # token (the trie's depth) from where it starts
+        self.budget = np.full(16, -1, np.int64)
 
     def state(self, lid: int, cid: int, col: int) -> int:
         """Id of (lid, cid, col), with every state reachable from it tabulated."""
         sid = self.index.get((lid, cid, col))
         if sid is None:
             sid = self._intern(lid, cid, col)
-        if not self.done[sid]:
-            self._close(sid)
+        if self.budget[sid] < self.mask.trie.depth:
+            self._close(sid, self.mask.trie.depth)
         return sid
 
     def _intern(self, lid: int, cid: int, col: int) -> int:
@@ -59,18 +63,26 @@ class _SegmentLexer:
             grow = self.table.shape[0]
             self.table = np.concatenate([self.table, np.full_like(self.table[:grow], -1)])
             self.closable = np.concatenate([self.closable, np.zeros(grow, np.bool_)])
-            self.done = np.concatenate([self.done, np.zeros(grow, np.bool_)])
+            self.computed = np.concatenate([self.computed, np.zeros(grow, np.bool_)])
+            self.budget = np.concatenate([self.budget, np.full(grow, -1, np.int64)])
         self.closable[sid] = bool(self.ctx.closes(lid))
         return sid
 
-    def _close(self, sid0: int) -> None:
-        """Tabulate the rows of every state reachable from ``sid0`` (breadth first)."""
+    def _close(self, sid0: int, depth: int) -> None:
+        """Tabulate the rows of every state within ``depth`` characters of ``sid0``."""
         ctx, cons, reps = self.ctx, self.mask.constraints, self.mask.class_rep
         width = self.mask.engine.width
-        todo = [sid0]
-        self.done[sid0] = True
+        todo = [(sid0, depth)]
         while todo:
-            sid = todo.pop()
+            sid, budget = todo.pop()
+            if self.budget[sid] >= budget:
+                continue
+            self.budget[sid] = budget
+            if self.computed[sid]:
+                if budget > 0:
+                    todo.extend((int(nxt), budget - 1) for nxt in self.table[sid] if nxt >= 0)
+                continue
+            self.computed[sid] = True
             lid, cid, col = self.pairs[sid]
             row = np.full(len(reps), -1, np.int64)
             for c, ch in enumerate(reps):
@@ -84,9 +96,8 @@ class _SegmentLexer:
                 nxt = self.index.get(key)
                 if nxt is None:
                     nxt = self._intern(*key)
-                if not self.done[nxt]:
-                    self.done[nxt] = True
-                    todo.append(nxt)
+                if budget > 0:
+                    todo.append((nxt, budget - 1))
                 row[c] = nxt
             self.table[sid] = row
 

@@ -7,15 +7,17 @@
   lexer + parser can be in after ``x``, a superset of the one Lark itself reaches.
 
 Over-approximations (``prefix`` may say 0 with no accepted completion), all rare:
-  1. the length of a lexeme: every end point where the chosen terminal's regex
-     matches is kept, while Lark's ``re.match`` commits to one (e.g. ``A: /a+/``
-     followed by a terminal starting with ``a``: Lark always takes the longest run);
+  1. the length of a lexeme, for a terminal whose ``re.match`` is not provably its longest
+     match (``_lark_munch``): every end point where its regex matches is kept.  For the
+     others (every terminal of the shipped grammars but a few string/number regexes) a
+     lexeme ends only where no longer match exists, exactly as Lark lexes;
   2. regex constructs that are not regular or look outside the lexeme (lookaround,
      anchors, ``\\b``, back-references, possessive/atomic, repeats > 200) are widened;
      such a terminal also stops pre-empting later terminals (see ``_lark_lexer``);
   3. grammars with unproductive rules (a rule that can never finish).
-For grammars without such lexing ambiguity (e.g. ``grammars/arith``, ``grammars/json``)
-``prefix`` is exact.  ``prefix`` is incremental: configuration sets are cached per text
+A grammar that ``%declare``s ``_INDENT`` and ``_DEDENT`` gets Lark's Python-style
+indentation post-lexer (``_lark_indent``), tracked exactly in the configurations.
+``prefix`` is incremental: configuration sets are cached per text
 and a text is computed from its longest cached prefix.
 """
 
@@ -78,10 +80,12 @@ def _locate(exc: Exception, text: str) -> tuple[int | None, int | None]:
     found = _LOC.search(msg)
     if found:
         return int(found.group(1)), int(found.group(2))
-    for groups in _DEFINED.findall(msg):
-        line, column = _find_name(next(g for g in groups if g), text, uses=False)
-        if line is not None:
-            return line, column
+    # the first definition in the text: Lark lists a collision's rules in set order
+    defined = [_find_name(next(g for g in groups if g), text, uses=False)
+               for groups in _DEFINED.findall(msg)]
+    defined = [hit for hit in defined if hit[0] is not None]
+    if defined:
+        return min(defined)
     nth = 1 if "defined more than once" in msg else 0  # the second definition is the error
     for name in _QUOTED.findall(msg):
         line, column = _find_name(name, text, nth)

@@ -65,6 +65,7 @@ class VocabTrie:
         self.tok_ids = np.fromiter((t for ts in toks for t in ts), np.int64,
                                    count=int(self.tok_start[-1]))
         self.n_tokens = len(texts)
+        self.depth = max((len(t) for t in texts.values()), default=0)
 
 
 _TRIES: dict[tuple[str, tuple[int, ...]], VocabTrie] = {}
@@ -83,7 +84,7 @@ def _save(trie: VocabTrie, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as f:
             np.savez(f, alphabet=np.array(trie.alphabet, dtype=object), sizes=np.array(
-                [trie.vocab_size, trie.n_nodes, trie.n_tokens]),
+                [trie.vocab_size, trie.n_nodes, trie.n_tokens, trie.depth]),
                 **{a: getattr(trie, a) for a in _ARRAYS})
         os.replace(f.name, path)
     except OSError:
@@ -97,7 +98,8 @@ def _load(path: Path) -> VocabTrie | None:
             for a in _ARRAYS:
                 setattr(trie, a, data[a])
             trie.alphabet = [str(c) for c in data["alphabet"]]
-            trie.vocab_size, trie.n_nodes, trie.n_tokens = (int(x) for x in data["sizes"])
+            trie.vocab_size, trie.n_nodes, trie.n_tokens, trie.depth = (
+                int(x) for x in data["sizes"])
             return trie
     except (OSError, ValueError, KeyError):
         return None

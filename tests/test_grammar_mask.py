@@ -106,7 +106,7 @@ def assert_same_mask(name: str, vocab_name: str, text: str) -> np.ndarray:
     return fast
 
 
-SETTINGS = settings(max_examples=40, deadline=None,
+SETTINGS = settings(max_examples=30, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

@@ -17,6 +17,7 @@ import pytest
 
 import grammars
 from potentials import LarkGrammar
+from tests.python_rows import PYTHON_ACCEPT, PYTHON_REJECT
 
 NEG_INF = -math.inf
 LOAD_OPTIONS = {"sql": {"ignore_case": True}}  # sql.lark is meant to be loaded like this
@@ -361,17 +362,13 @@ REJECT: dict[str, list[tuple[str, int | None]]] = {
         ("(and (on a b) (clear A))", 21),
     ],
 }
+ACCEPT["python"] = PYTHON_ACCEPT
+REJECT["python"] = PYTHON_REJECT
 
-# Rows where the engine's prefix() is known to stay 0 past the column: both are
-# over-approximations that potentials/lark_grammar.py documents (sound, never wrong about
+# Rows where the engine's prefix() is known to stay 0 past the column: this is an
+# over-approximation that potentials/lark_grammar.py documents (sound, never wrong about
 # an accepted text).  xfail(strict=True): the day the engine gets exact here, this fails
 # and the mark must go.
-_LEXEME_LENGTH = (
-    "engine over-approximation 1 (lexeme length): it may end an IDENT before the end of "
-    "the word, which Lark never does (here 'select' read as 'selec' + alias 't').  "
-    "Reproducer: g = LarkGrammar('start: NAME | NAME NAME \"!\"\\nNAME: /[a-z]+/\\n"
-    "%ignore \" \"'); g.prefix('ab!') == 0 though no text starting 'ab!' is accepted"
-)
 _UNPRODUCTIVE = (
     "engine over-approximation 3 (unproductive rule): sql.lark's _reserved_word needs "
     "_NO_TEXT, which matches no text, yet the ignored whitespace after the reserved word "
@@ -381,7 +378,7 @@ _UNPRODUCTIVE = (
 REJECT_XFAIL: dict[str, list[tuple[str, int | None, str]]] = {
     "sql": [
         ("SELECT FROM t", 11, _UNPRODUCTIVE),
-        ("SELECT select FROM t", 13, _LEXEME_LENGTH),
+        ("SELECT select FROM t", 13, _UNPRODUCTIVE),
         ("SELECT a FROM t AS select FROM", 25, _UNPRODUCTIVE),
         ("SELECT 1 + FROM t", 15, _UNPRODUCTIVE),
     ],
@@ -403,7 +400,7 @@ XFAIL_ROWS = [pytest.param(name, text, col, id=_id(name, "reject-xfail", i),
 
 def test_every_shipped_grammar_has_tables():
     shipped = set(grammars.names())
-    assert {"arith", "json", "sql", "smiles", "pddl_plan", "pddl_goal"} <= shipped
+    assert {"arith", "json", "sql", "smiles", "pddl_plan", "pddl_goal", "python"} <= shipped
     assert set(ACCEPT) == set(REJECT) == shipped
     for name in shipped:
         need = (10, 10) if name in ("arith", "json") else (20, 15)
