@@ -89,8 +89,8 @@ def main() -> int:
         return 0
     print(f"model {lm.name}, prompt {len(prompt_ids)} tokens, torch threads "
           f"{meta['torch_threads']}, {args.repeats} runs x {args.tokens} tokens per setting")
-    head = (f"| N | constraint | live rows | step ms (median / p99) | forward ms | other ms | "
-            f"plain forward ms | step / plain forward |")
+    head = ("| N | constraint | live rows | step ms (median / p99) | forward ms | other ms | "
+            "plain forward ms | step / plain forward |")
     print(head)
     print("|" + "---|" * 8)
     for r in rows:

@@ -77,7 +77,8 @@ class LexContext:
         last = max(i for i, c in enumerate(capable) if c)
         # a terminal that can neither give a useful token nor (being exact) pre-empt a
         # later one has no effect; so has anything after the last capable terminal
-        main = [p for p, c in zip(main[: last + 1], capable) if c or autos[p[0]].exact]
+        main = [p for p, c in zip(main[: last + 1], capable, strict=False)
+                if c or autos[p[0]].exact]
         needed = {s for t, _d in main for s in self._unless.get(t, ())}
         # a re-typing target is kept even when it is one of Lark's main terminals cut off
         # above (e.g. a case-insensitive keyword "if"i that a case-sensitive NAME regex
@@ -180,5 +181,6 @@ class Constraints:
         key = (cid, extra)
         out = self._merges.get(key)
         if out is None:
-            out = self._merges[key] = self._intern(tuple(sorted(set(self._states[cid]) | set(extra))))
+            merged = tuple(sorted(set(self._states[cid]) | set(extra)))
+            out = self._merges[key] = self._intern(merged)
         return out

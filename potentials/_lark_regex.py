@@ -34,7 +34,7 @@ _CATEGORIES = {
 
 def _esc(code: int) -> str:
     """A code point as an escape valid both inside and outside a character class."""
-    return "\\U%08x" % code if code > 0xFFFF else "\\u%04x" % code
+    return f"\\U{code:08x}" if code > 0xFFFF else f"\\u{code:04x}"
 
 
 def _class_text(items: list) -> str:
