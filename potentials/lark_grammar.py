@@ -161,7 +161,8 @@ def build_lark(grammar_text: str, start: str, ignore_case: bool, strict: bool) -
     if strict and conflicts:
         rules = [m.strip(" *") for m in log if m.startswith(" * ")]
         msg = "LALR(1) conflict: " + "; ".join(
-            f"{c} in rule <{r}>" for c, r in zip(conflicts, rules + [""] * len(conflicts), strict=False))
+            f"{c} in rule <{r}>"
+            for c, r in zip(conflicts, rules + [""] * len(conflicts), strict=False))
         found = _DEFINED.search(msg)
         line, column = (None, None) if found is None else _find_name(found.group(1), grammar_text,
                                                                      uses=False)
