@@ -33,6 +33,7 @@ from lark.exceptions import LarkError, LexError
 
 from potentials._lark_indent import GrammarIndenter, wants_indenter
 from potentials._lark_parser import Config, ParserEngine, compile_flags
+from potentials._lark_regex import DEAD
 from potentials.base import NEG_INF, Potential
 
 _LOC = re.compile(r"line (\d+),? col(?:umn)? (\d+)")
@@ -140,6 +141,33 @@ def _compile_lexers(lark: Lark, flags: int) -> None:
         raise LexError(f"Cannot compile Lark's lexer: {exc}") from exc
 
 
+def _check_language_not_empty(lark: Lark, engine: ParserEngine, start: str,
+                              grammar_text: str) -> None:
+    """GrammarError when no finite text derives from ``start`` (an unproductive start rule).
+
+    Productive symbols, to a fixpoint: a terminal whose regex matches some string (or one
+    a post-lexer emits), a rule whose expansion is all productive symbols.
+    """
+    productive = {name for name, auto in zip(engine.names, engine.autos, strict=False)
+                  if auto.start != DEAD}
+    productive |= set(engine.names[len(engine.autos):])  # emitted by the post-lexer
+    rules = [(r.origin.name, [sym.name for sym in r.expansion]) for r in lark.rules]
+    changed = True
+    while changed:
+        changed = False
+        for origin, expansion in rules:
+            if origin not in productive and all(sym in productive for sym in expansion):
+                productive.add(origin)
+                changed = True
+    if start not in productive:
+        stuck = sorted({o for o, _e in rules if o not in productive and not o.startswith("_")
+                        and not o.startswith("__")})
+        line, column = _find_name(start, grammar_text, uses=False)
+        raise GrammarError(f"the language of start rule '{start}' is empty: no finite text "
+                           f"derives from it (rules that never finish: {', '.join(stuck)})",
+                           line, column)
+
+
 def build_lark(grammar_text: str, start: str, ignore_case: bool, strict: bool) -> Lark:
     """Lark's LALR(1) parser of ``grammar_text``; GrammarError with a location if it fails."""
     try:
@@ -193,6 +221,7 @@ class LarkGrammar(Potential):
         self._lark = build_lark(grammar_text, start, ignore_case, strict)
         self._engine = ParserEngine(self._lark, compile_flags(ignore_case),
                                     indenter=self._lark.options.postlex)
+        _check_language_not_empty(self._lark, self._engine, start, grammar_text)
         self._initial = self._engine.initial()
         self._cache: dict[str, frozenset[Config]] = {}
         self._complete_cache: dict[str, float] = {}

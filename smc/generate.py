@@ -122,7 +122,7 @@ def generate(
     forward_s += time.perf_counter() - t0
     bar = _progress_bar(progress, max_tokens, method)
     step = 0
-    timing: dict[str, list[float]] = {"step": [], "forward": [], "rows": []}
+    timing: dict[str, list[float]] = {"step": [], "forward": [], "rows": [], "proposal": []}
     for step in range(1, max_tokens + 1):
         t_step = time.perf_counter()
         live_mask = pop.live()
@@ -134,8 +134,11 @@ def generate(
             state.select(np.asarray(live_rows, np.int64))
             pop.rows = pop.rows[live_rows]
         uniforms = rng.random(len(pop.rows))
+        proposal_s = 0.0
         for k, i in enumerate(pop.rows):
+            t_prop = time.perf_counter()
             token, log_z = prop.step(state.logprobs[k], pop.text[i], pop.held[i], uniforms[k])
+            proposal_s += time.perf_counter() - t_prop
             if token < 0:
                 pop.kill(i, DEATH_NO_TOKEN)
                 continue
@@ -155,6 +158,7 @@ def generate(
                 else:
                     pop.log_w[i] += v - pop.critic_last[i]
                     pop.critic_last[i] = v
+        timing["proposal"].append(proposal_s)
         if step == max_tokens:
             for i in np.flatnonzero(pop.live()):
                 pop.kill(int(i), DEATH_LENGTH)
@@ -162,6 +166,8 @@ def generate(
         ess_trace.append(ess)
         w_trace.append(pop.log_w.tolist())
         if weighted and np.all(pop.log_w == NEG_INF):
+            timing["step"].append(time.perf_counter() - t_step)
+            timing["forward"].append(0.0)
             break
         ancestors = None
         if method == "smc" and pop.live().any() and ess < ess_threshold * n:

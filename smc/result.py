@@ -40,7 +40,8 @@ class Result:
     forward_seconds: float = 0.0
     steps: int = 0
     deaths: dict[str, int] = field(default_factory=dict)
-    # per step: wall seconds, seconds in the model forward, live rows in the batch
+    # per step: wall seconds, seconds in the model forward, live rows in the batch,
+    # seconds in the proposal (sampling and the constraint's mask)
     timing: dict[str, list[float]] = field(default_factory=dict)
 
     @property

@@ -732,3 +732,11 @@ def test_small_api():
     assert g.complete_batch(["1", "1+"]) == [0.0, NEG_INF]
     assert all(isinstance(v, float) and (v == 0.0 or math.isinf(v))
                for v in g.prefix_batch(["", "(", ")"]))
+
+
+def test_empty_language_is_an_error_before_any_generation():
+    with pytest.raises(GrammarError, match="language of start rule 'start' is empty") as info:
+        LarkGrammar('start: a\na: a "x" | b\nb: "y" b\n')
+    assert (info.value.line, info.value.column) == (1, 1)
+    assert "a, b" in str(info.value)
+    LarkGrammar('start: a\na: a "x" | "y"\n')  # left recursion with a base case is fine
