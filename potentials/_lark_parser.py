@@ -55,7 +55,9 @@ class ParserEngine:
     def __init__(self, lark: Lark, g_regex_flags: int = 0,
                  indenter: Indenter | None = None) -> None:
         conf = lark.parse_interactive("").parser_state.parse_conf
-        self._table = conf.states
+        # plain-str keys: Lark's keys are Token objects whose __eq__ is slow in dict lookups
+        self._table = {state: {str(k): v for k, v in actions.items()}
+                       for state, actions in conf.states.items()}
         self._start_state = conf.start_state
         self.end_state = conf.end_state
         lexer = lark.parser.lexer
@@ -120,11 +122,35 @@ class ParserEngine:
         fed[term] = out
         return out
 
+    def can_shift(self, node: StackNode, name: str) -> bool:
+        """Whether terminal ``name`` can be shifted on ``node`` after its reductions.
+
+        Simulated on a list of the states pushed above the untouched part of the stack,
+        so nothing is interned (LALR lookaheads over-approximate: the stack decides).
+        """
+        table, base, above = self._table, node, []
+        while True:
+            top = above[-1] if above else base.state
+            action = table[top].get(name)
+            if action is None:
+                return False
+            kind, rule = action
+            if kind is Shift:
+                return True
+            k = len(rule.expansion)
+            drop = min(k, len(above))
+            if drop:
+                del above[-drop:]
+            for _ in range(k - drop):
+                base = base.parent
+            top = above[-1] if above else base.state
+            above.append(table[top][rule.origin.name][1])
+
     def accepts(self, node: StackNode) -> frozenset[int]:
         """Terminals the parser accepts exactly in stack ``node`` (not just the top state)."""
         index = self.index
         return frozenset(index[n] for n in self._table[node.state]
-                         if n in index and self.feed(node, index[n]) is not None)
+                         if n in index and self.can_shift(node, n))
 
     # ---- lexer -----------------------------------------------------------------------
     def _info(self, state: int) -> tuple[list[int], list[int], dict[int, list[int]]]:
