@@ -148,9 +148,11 @@ class ParserEngine:
 
     def accepts(self, node: StackNode) -> frozenset[int]:
         """Terminals the parser accepts exactly in stack ``node`` (not just the top state)."""
-        index = self.index
-        return frozenset(index[n] for n in self._table[node.state]
-                         if n in index and self.can_shift(node, n))
+        index, out = self.index, []
+        for name, (kind, _arg) in self._table[node.state].items():
+            if name in index and (kind is Shift or self.can_shift(node, name)):
+                out.append(index[name])
+        return frozenset(out)
 
     # ---- lexer -----------------------------------------------------------------------
     def _info(self, state: int) -> tuple[list[int], list[int], dict[int, list[int]]]:

@@ -13,12 +13,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+DEAD_STATE = -1  # table entry: the automaton dies on this class
+UNKNOWN = -2  # table entry: not computed yet (reported, the caller fills it and reruns)
+
 
 @njit(cache=True, nogil=True)
 def walk(child_start, child_char, child_node, tok_start, tok_ids, char_class, table, closable,
-         starts, start_state, emit_start, bits, ev_node, ev_state):  # pragma: no cover - jit
-    """Fill ``bits`` and the event arrays; return the number of events (−1: arrays too small)."""
+         starts, start_state, emit_start, bits, ev_node, ev_state, miss_state,
+         miss_class):  # pragma: no cover - jit
+    """Fill ``bits`` and the event arrays; return (events, unknown transitions met).
+
+    Events −1: the event arrays are too small.  Unknown transitions (at most the size
+    of the miss arrays, distinct not guaranteed) make the result incomplete.
+    """
     n_events = 0
+    n_missing = 0
     cap = ev_node.shape[0]
     stack_node = np.empty(child_start.shape[0], np.int64)
     stack_state = np.empty(child_start.shape[0], np.int64)
@@ -42,14 +51,21 @@ def walk(child_start, child_char, child_node, tok_start, tok_ids, char_class, ta
                 continue
             if closable[state]:
                 if n_events == cap:
-                    return -1
+                    return -1, n_missing
                 ev_node[n_events] = node
                 ev_state[n_events] = state
                 n_events += 1
             for j in range(lo, hi):
-                nxt = table[state, char_class[child_char[j]]]
+                cls = char_class[child_char[j]]
+                nxt = table[state, cls]
+                if nxt == -2:
+                    if n_missing < miss_state.shape[0]:
+                        miss_state[n_missing] = state
+                        miss_class[n_missing] = cls
+                        n_missing += 1
+                    continue
                 if nxt >= 0:
                     stack_node[top] = child_node[j]
                     stack_state[top] = nxt
                     top += 1
-    return n_events
+    return n_events, n_missing

@@ -25,35 +25,28 @@ import numpy as np
 from potentials._lark_lexer import LexContext
 from potentials._lark_parser import Config, StackNode
 from potentials._lark_regex import DEAD
-from potentials._mask_walk import walk
+from potentials._mask_walk import DEAD_STATE, UNKNOWN, walk
 from potentials.vocab_trie import VocabTrie, vocab_trie
 
 
 class _SegmentLexer:
     """The lexer of one context as a dense automaton over (lexeme state, constraint set,
-    newline width)."""
+    newline width), tabulated on demand: ``UNKNOWN`` entries are filled when a walk
+    reaches them (the walk reports them and runs again), so only the transitions that
+    some token actually reads are ever computed."""
 
     def __init__(self, ctx: LexContext, mask: GrammarMask) -> None:
         self.ctx = ctx
         self.mask = mask
         self.pairs: list[tuple[int, int, int]] = []
         self.index: dict[tuple[int, int, int], int] = {}
-        self.table = np.full((16, mask.n_classes), -1, np.int64)
+        self.table = np.full((16, mask.n_classes), UNKNOWN, np.int64)
         self.closable = np.zeros(16, np.bool_)
-        self.computed = np.zeros(16, np.bool_)
-        # rows are tabulated for every state within ``budget[s]`` characters of s: the
-        # newline width makes the state space infinite, but a walk reads at most one
-        # token (the trie's depth) from where it starts
-        self.budget = np.full(16, -1, np.int64)
 
     def state(self, lid: int, cid: int, col: int) -> int:
-        """Id of (lid, cid, col), with every state reachable from it tabulated."""
+        """Id of (lid, cid, col)."""
         sid = self.index.get((lid, cid, col))
-        if sid is None:
-            sid = self._intern(lid, cid, col)
-        if self.budget[sid] < self.mask.trie.depth:
-            self._close(sid, self.mask.trie.depth)
-        return sid
+        return self._intern(lid, cid, col) if sid is None else sid
 
     def _intern(self, lid: int, cid: int, col: int) -> int:
         sid = len(self.pairs)
@@ -61,45 +54,30 @@ class _SegmentLexer:
         self.index[(lid, cid, col)] = sid
         if sid >= self.table.shape[0]:
             grow = self.table.shape[0]
-            self.table = np.concatenate([self.table, np.full_like(self.table[:grow], -1)])
+            self.table = np.concatenate([self.table, np.full_like(self.table[:grow], UNKNOWN)])
             self.closable = np.concatenate([self.closable, np.zeros(grow, np.bool_)])
-            self.computed = np.concatenate([self.computed, np.zeros(grow, np.bool_)])
-            self.budget = np.concatenate([self.budget, np.full(grow, -1, np.int64)])
         self.closable[sid] = bool(self.ctx.closes(lid))
         return sid
 
-    def _close(self, sid0: int, depth: int) -> None:
-        """Tabulate the rows of every state within ``depth`` characters of ``sid0``."""
+    def fill(self, sids: np.ndarray, classes: np.ndarray) -> None:
+        """Compute the transitions (sid, class) a walk found unknown."""
         ctx, cons, reps = self.ctx, self.mask.constraints, self.mask.class_rep
         width = self.mask.engine.width
-        todo = [(sid0, depth)]
-        while todo:
-            sid, budget = todo.pop()
-            if self.budget[sid] >= budget:
+        for sid, c in zip(sids.tolist(), classes.tolist(), strict=True):
+            if self.table[sid, c] != UNKNOWN:
                 continue
-            self.budget[sid] = budget
-            if self.computed[sid]:
-                if budget > 0:
-                    todo.extend((int(nxt), budget - 1) for nxt in self.table[sid] if nxt >= 0)
-                continue
-            self.computed[sid] = True
             lid, cid, col = self.pairs[sid]
-            row = np.full(len(reps), -1, np.int64)
-            for c, ch in enumerate(reps):
-                cid2 = cons.step(cid, ch)
-                if cid2 < 0:
-                    continue
+            ch = reps[c]
+            nxt = DEAD_STATE
+            cid2 = cons.step(cid, ch)
+            if cid2 >= 0:
                 lid2 = ctx.step(lid, ch)
-                if lid2 == DEAD:
-                    continue
-                key = (lid2, cid2, width(ctx, lid2, col, ch))
-                nxt = self.index.get(key)
-                if nxt is None:
-                    nxt = self._intern(*key)
-                if budget > 0:
-                    todo.append((nxt, budget - 1))
-                row[c] = nxt
-            self.table[sid] = row
+                if lid2 != DEAD:
+                    key = (lid2, cid2, width(ctx, lid2, col, ch))
+                    nxt = self.index.get(key)
+                    if nxt is None:
+                        nxt = self._intern(*key)
+            self.table[sid, c] = nxt
 
 
 class _Segment:
@@ -140,6 +118,8 @@ class GrammarMask:
         cap = max(1024, self.trie.n_nodes)
         self._ev_node = np.empty(cap, np.int64)
         self._ev_state = np.empty(cap, np.int64)
+        self._miss_state = np.empty(4096, np.int64)
+        self._miss_class = np.empty(4096, np.int64)
         self.stats = {"walks": 0, "hits": 0, "misses": 0}
 
     # ---- character classes -------------------------------------------------------------
@@ -172,17 +152,22 @@ class GrammarMask:
 
     # ---- segment walks -----------------------------------------------------------------
     def _walk(self, lex: _SegmentLexer, sid: int, starts: np.ndarray, emit: bool) -> _Segment:
-        """One Numba walk, its events grouped by (terminal, merged constraints)."""
+        """One Numba walk (rerun until every transition it reads is known), its events
+        grouped by (terminal, merged constraints, newline width)."""
         trie = self.trie
         bits = np.zeros(self.words, np.uint32)
         while True:
-            n = walk(trie.child_start, trie.child_char, trie.child_node, trie.tok_start,
-                     trie.tok_ids, self.char_class, lex.table, lex.closable, starts, sid, emit,
-                     bits, self._ev_node, self._ev_state)
-            if n >= 0:
+            n, n_missing = walk(trie.child_start, trie.child_char, trie.child_node,
+                                trie.tok_start, trie.tok_ids, self.char_class, lex.table,
+                                lex.closable, starts, sid, emit, bits, self._ev_node,
+                                self._ev_state, self._miss_state, self._miss_class)
+            if n < 0:
+                self._ev_node = np.empty(2 * len(self._ev_node), np.int64)
+                self._ev_state = np.empty(2 * len(self._ev_state), np.int64)
+            elif n_missing:
+                lex.fill(self._miss_state[:n_missing], self._miss_class[:n_missing])
+            else:
                 break
-            self._ev_node = np.empty(2 * len(self._ev_node), np.int64)
-            self._ev_state = np.empty(2 * len(self._ev_state), np.int64)
             bits[:] = 0
         self.stats["walks"] += 1
         groups: list[tuple[int, int, int, np.ndarray]] = []
