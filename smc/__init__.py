@@ -5,6 +5,7 @@
     res.posterior, res.log_ml, res.best
 """
 
+from smc import domains
 from smc.generate import METHODS, PROPOSALS, RESAMPLERS, generate
 from smc.hf_lm import HFLanguageModel
 from smc.lm import BatchState, FunctionLM, LanguageModel
@@ -21,6 +22,7 @@ __all__ = [
     "LanguageModel",
     "Particle",
     "Result",
+    "domains",
     "generate",
     "load_model",
 ]
