@@ -1,7 +1,11 @@
 """The ``smc-decode`` command line.
 
+    smc-decode DOMAIN --question TEXT | --questions FILE.jsonl | --tasks N [...]
     smc-decode demo [--method smc] [--particles 16] [--json]
     smc-decode grammar --grammar arith|json|FILE.lark --prompt TEXT [--chat] [...]
+
+DOMAIN is a plugin of the ``smc.domains`` entry-point group (shipped: sql,
+python, smiles, pddl); ``smc-decode DOMAIN --help`` lists its options.
 
 ``--json`` prints one JSON object per run (best, posterior, log_ml, ess_trace,
 method, n_particles, seconds, tokens_generated); otherwise a progress bar while
@@ -48,6 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     gram.add_argument("--prompt", required=True)
     gram.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template")
     _common(gram)
+    from smc.domains import domain_class, names
+
+    for name in names():
+        if name in ("demo", "grammar"):
+            continue
+        try:
+            summary = domain_class(name).description.split("\n")[0]
+        except Exception as err:  # a broken third-party plugin must not break --help
+            summary = f"(cannot load: {err})"
+        sub.add_parser(name, help=summary, add_help=False)
     return parser
 
 
@@ -66,6 +80,14 @@ def _grammar_text(name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in ("demo", "grammar") and not argv[0].startswith("-"):
+        from smc.domains import names
+
+        if argv[0] in names():
+            from smc import cli_domains
+
+            return cli_domains.main(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     import potentials
     import smc
