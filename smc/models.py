@@ -92,7 +92,7 @@ GEMMA_CHAT_TEMPLATE = (
     "{%- if m['role'] == 'system' -%}{%- set ns.sys = m['content'] + '\\n\\n' -%}"
     "{%- else -%}"
     "{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' else 'user') + '\\n' }}"
-    "{{ (ns.sys + m['content']) | trim }}{{ '<end_of_turn>\\n' }}{%- set ns.sys = '' -%}"
+    "{{ ns.sys + (m['content'] | trim) }}{{ '<end_of_turn>\\n' }}{%- set ns.sys = '' -%}"
     "{%- endif -%}{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
 )
