@@ -100,19 +100,13 @@ def select_tasks(dom: Domain, args: argparse.Namespace) -> list[Task]:
 def run_task(lm: Any, dom: Domain, task: Task, args: argparse.Namespace,
              progress: bool) -> dict[str, Any]:
     """Generate for one task and score the best output: a JSON-ready record."""
-    import smc
+    from smc.domains.runner import solve
 
-    bound = dom.for_task(task)
-    res = smc.generate(
-        lm, bound.prompt(task.question, lm), constraint=bound.constraint, critic=bound.critic,
-        method=args.method, proposal=args.proposal, n_particles=args.particles,
-        ess_threshold=args.ess_threshold, resampler=args.resampler,
-        max_tokens=args.max_tokens or bound.max_tokens, seed=args.seed, progress=progress,
-    )
-    record = {"id": task.id, "question": task.question, **res.to_json()}
-    record["evaluation"] = bound.evaluate(res.best, task).to_json()
-    record["_result"] = res
-    return record
+    solved = solve(lm, dom, task, method=args.method, proposal=args.proposal,
+                   n_particles=args.particles, ess_threshold=args.ess_threshold,
+                   resampler=args.resampler, max_tokens=args.max_tokens, seed=args.seed,
+                   progress=progress)
+    return {**solved.to_json(), "_result": solved.result}
 
 
 def _print_record(record: dict[str, Any]) -> None:
