@@ -77,6 +77,11 @@ class Domain:
         """The domain's shipped task set (for ``benchmarks/domains.py`` and ``--tasks``)."""
         return []
 
+    def benchmark_tasks(self, limit: int | None = None) -> list[Task]:
+        """The fixed subset ``benchmarks/domains.py`` runs (default: the first ``limit``)."""
+        tasks = self.tasks()
+        return tasks if limit is None else tasks[:limit]
+
     def task(self, question: str, **fields: Any) -> Task:
         """A task from a free question (``--question``, a JSONL line); ``gold`` optional."""
         if not isinstance(question, str) or not question.strip():
