@@ -21,6 +21,7 @@ import kernels
 from potentials.base import NEG_INF, Potential, check_log_weight
 from smc.awrs import AWRSProposal
 from smc.lm import LanguageModel
+from smc.memory import check_fits
 from smc.population import Population
 from smc.proposal import LMProposal, MaskedProposal
 from smc.result import Result, posterior_from
@@ -92,6 +93,7 @@ def generate(
             f"prompt of {len(prompt_ids)} tokens + max_tokens={max_tokens} exceeds the model's "
             f"context of {lm.max_context} tokens"
         )
+    check_fits(lm, n, len(prompt_ids), max_tokens)  # before the KV cache is allocated
 
     w0, c0 = 0.0, 0.0
     if method in ("is", "smc"):

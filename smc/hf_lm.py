@@ -24,7 +24,10 @@ class _HFState(BatchState):
         self.length = len(prompt_ids)
         ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
         with torch.inference_mode():
-            out = lm.model(input_ids=ids, use_cache=True)
+            try:  # only the last position's logits: P×V floats would dwarf the cache
+                out = lm.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            except TypeError:
+                out = lm.model(input_ids=ids, use_cache=True)
         self.cache = out.past_key_values
         if n > 1:
             self.cache.batch_repeat_interleave(n)
@@ -82,6 +85,13 @@ class HFLanguageModel(LanguageModel):
         self.eos = int(eos)
         self.eos_ids = frozenset([self.eos, *map(int, extra)])
         self.max_context = getattr(model.config, "max_position_embeddings", None)
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """Bytes of KV cache each particle adds per token (keys and values, every layer)."""
+        from smc.memory import kv_bytes_per_token
+
+        return kv_bytes_per_token(self.model.config, next(self.model.parameters()).element_size())
 
     def check_length(self, length: int) -> None:
         if self.max_context is not None and length > self.max_context:

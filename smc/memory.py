@@ -1,0 +1,112 @@
+"""How many particles fit: KV-cache bytes per particle per token and a refusal before allocating.
+
+A run of N particles over a prompt of P tokens and ``max_tokens`` T holds, on the model's
+device, a KV cache of N·(P+T)·b bytes, b = 2 (keys and values) · layers · kv_heads ·
+head_dim · bytes per element, plus per row the step's logits and log-probabilities (2·V
+floats) and the host copy of the log-probabilities (V float64).  ``generate`` refuses a
+particle count whose estimate exceeds the memory the device reports free.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+class InsufficientMemoryError(ValueError):
+    """The requested particle count would not fit; the message gives the largest that would."""
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes a run needs on the device and on the host, and what each has free."""
+
+    kv_bytes_per_token: int    # per particle
+    device_bytes: int
+    host_bytes: int
+    device_free: int | None
+    host_free: int | None
+
+    def fits(self) -> bool:
+        on_device = self.device_free is None or self.device_bytes <= self.device_free
+        on_host = self.host_free is None or self.host_bytes <= self.host_free
+        return on_device and on_host
+
+
+def kv_bytes_per_token(config, element_bytes: int) -> int:
+    """2 · layers · kv_heads · head_dim · element_bytes, read off a transformers config."""
+    cfg = getattr(config, "text_config", None) or config
+    layers = int(cfg.num_hidden_layers)
+    heads = int(getattr(cfg, "num_attention_heads", 1))
+    kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
+    head_dim = getattr(cfg, "head_dim", None) or int(cfg.hidden_size) // heads
+    return 2 * layers * kv_heads * int(head_dim) * element_bytes
+
+
+def host_free_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (None where there is no such file)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def device_free_bytes(device) -> int | None:
+    """Free memory of a CUDA device as the driver reports it; None on the CPU (the host
+    figure applies there)."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    return None
+
+
+def estimate(lm, n: int, prompt_len: int, max_tokens: int) -> MemoryEstimate | None:
+    """The memory a run of ``n`` particles needs on ``lm`` (None for models without a
+    KV cache, e.g. ``FunctionLM``)."""
+    model = getattr(lm, "model", None)
+    if model is None or not hasattr(model, "config"):
+        return None
+    param = next(model.parameters())
+    per_token = kv_bytes_per_token(model.config, param.element_size())
+    vocab = lm.vocab_size
+    per_row_device = per_token * (prompt_len + max_tokens) + 2 * vocab * 4
+    host_logprobs = n * vocab * 8
+    on_cuda = str(lm.device).startswith("cuda")
+    device_bytes = n * per_row_device
+    host_bytes = host_logprobs + (0 if on_cuda else device_bytes)
+    return MemoryEstimate(per_token, device_bytes if on_cuda else 0, host_bytes,
+                          device_free_bytes(lm.device), host_free_bytes())
+
+
+def check_fits(lm, n: int, prompt_len: int, max_tokens: int) -> MemoryEstimate | None:
+    """Raise ``InsufficientMemoryError`` (naming the largest count that fits) when ``n``
+    particles would not fit; ``SMC_DECODE_NO_MEMORY_CHECK=1`` switches the check off."""
+    if os.environ.get("SMC_DECODE_NO_MEMORY_CHECK") == "1":
+        return None
+    est = estimate(lm, n, prompt_len, max_tokens)
+    if est is None or est.fits():
+        return est
+    per_device = est.device_bytes // n
+    per_host = est.host_bytes // n
+    limits = []
+    if est.device_free is not None and per_device:
+        limits.append(est.device_free // per_device)
+    if est.host_free is not None and per_host:
+        limits.append(est.host_free // per_host)
+    largest = max(0, min(limits)) if limits else 0
+    where = "device" if (est.device_free is not None
+                         and est.device_bytes > est.device_free) else "host"
+    need = est.device_bytes if where == "device" else est.host_bytes
+    free = est.device_free if where == "device" else est.host_free
+    raise InsufficientMemoryError(
+        f"{n} particles need about {need / 2**30:.2f} GiB on the {where} "
+        f"({est.kv_bytes_per_token} bytes of KV cache per particle per token, "
+        f"{prompt_len}+{max_tokens} tokens) but {free / 2**30:.2f} GiB is free; "
+        f"the largest particle count that fits is {largest}"
+    )
