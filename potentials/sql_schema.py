@@ -42,6 +42,8 @@ class Schema:
 
     tables: dict[str, tuple[str, ...]]
     ddl: tuple[str, ...] = ()          # the CREATE TABLE statements as stored by SQLite
+    # foreign keys: (table, column, referenced table, referenced column or None for its key)
+    foreign_keys: tuple[tuple[str, str, str, str | None], ...] = ()
 
     @property
     def columns(self) -> frozenset[str]:
@@ -53,7 +55,9 @@ class Schema:
 
 
 def connect_readonly(path: str | Path) -> sqlite3.Connection:
-    """A connection that cannot change the file: opened with ``mode=ro`` and ``query_only``.
+    """A connection that cannot change the file: opened with ``mode=ro``, ``query_only`` and
+    an authorizer that allows only reading statements (no ATTACH, no writes, no PRAGMA but
+    ``table_info`` and ``foreign_key_list``).
 
     ValueError (naming the path) when it is not an existing SQLite database file."""
     p = Path(path)
@@ -66,10 +70,31 @@ def connect_readonly(path: str | Path) -> sqlite3.Connection:
     try:
         con = sqlite3.connect(uri, uri=True, check_same_thread=False)
         con.execute("PRAGMA query_only = ON")
+        con.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        con.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 10_000_000)
+        con.set_authorizer(_select_only)
         con.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as e:
         raise ValueError(f"{str(path)!r} cannot be opened as an SQLite database: {e}") from e
     return con
+
+
+# Actions a read-only query may take (sqlite3 authorizer codes): read, select, call a
+# function, a recursive CTE, and two PRAGMAs that read the schema.  Everything else
+# (writes, ATTACH, other PRAGMAs, ...) is denied at prepare time, a second lock besides
+# ``mode=ro`` and ``query_only``.
+_ALLOWED_ACTIONS = frozenset({sqlite3.SQLITE_READ, sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION,
+                              getattr(sqlite3, "SQLITE_RECURSIVE", 33)})
+
+
+_PRAGMAS = frozenset({"table_info", "foreign_key_list"})
+
+
+def _select_only(action: int, arg1: str | None, arg2: str | None, db: str | None,
+                 source: str | None) -> int:
+    if action in _ALLOWED_ACTIONS or (action == sqlite3.SQLITE_PRAGMA and arg1 in _PRAGMAS):
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
 
 
 def read_schema(con: sqlite3.Connection) -> Schema:
@@ -79,11 +104,14 @@ def read_schema(con: sqlite3.Connection) -> Schema:
     if not rows:
         raise ValueError("the database has no tables")
     tables: dict[str, tuple[str, ...]] = {}
+    fks: list[tuple[str, str, str, str | None]] = []
     for name, _ in rows:
         quoted = '"' + name.replace('"', '""') + '"'
         cols = con.execute(f"PRAGMA table_info({quoted})").fetchall()
         tables[name.lower()] = tuple(c[1].lower() for c in cols)
-    return Schema(tables, tuple(sql for _, sql in rows if sql))
+        for fk in con.execute(f"PRAGMA foreign_key_list({quoted})").fetchall():
+            fks.append((name.lower(), fk[3].lower(), fk[2].lower(), fk[4] and fk[4].lower()))
+    return Schema(tables, tuple(sql for _, sql in rows if sql), tuple(fks))
 
 
 def grammar_names(schema: Schema, aliases: Iterable[str] = ALIASES,
