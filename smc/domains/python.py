@@ -113,7 +113,8 @@ class PythonDomain(Domain):
         if m:
             question = self.task(question).question
         return ("Complete the following Python function. Write the whole function (its def "
-                "line, docstring and body) and nothing else.\n\n" + question.rstrip() + "\n")
+                "line and its body; leave out the docstring) and nothing else.\n\n"
+                + question.rstrip() + "\n")
 
     # -- tasks -----------------------------------------------------------------------
     def tasks(self) -> list[Task]:
