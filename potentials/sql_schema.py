@@ -14,6 +14,7 @@ import re
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import grammars
@@ -150,8 +151,14 @@ def schema_grammar_text(schema: Schema, aliases: Iterable[str] = ALIASES,
 
 def schema_grammar(schema: Schema, aliases: Iterable[str] = ALIASES,
                    functions: Iterable[str] = FUNCTIONS) -> LarkGrammar:
-    """The boolean constraint: SQLite SELECT statements over ``schema``'s names only."""
-    return LarkGrammar(schema_grammar_text(schema, aliases, functions), ignore_case=True)
+    """The boolean constraint: SQLite SELECT statements over ``schema``'s names only (one
+    shared instance per grammar text: building one takes a fraction of a second)."""
+    return _grammar(schema_grammar_text(schema, aliases, functions))
+
+
+@lru_cache(maxsize=16)
+def _grammar(text: str) -> LarkGrammar:
+    return LarkGrammar(text, ignore_case=True)
 
 
 __all__ = ["ALIASES", "FUNCTIONS", "Schema", "connect_readonly", "grammar_names", "keywords",

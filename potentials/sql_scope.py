@@ -274,10 +274,18 @@ class SQLScope(Potential):
         return f"SQLScope(tables={list(self.schema.tables)})"
 
 
+_SELECT_START = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*(?:select|with)\b", re.I | re.S)
+
+
+def is_select(query: str) -> bool:
+    """Whether ``query`` starts (after blanks, comments and "(") with SELECT or WITH."""
+    return _SELECT_START.match(query) is not None
+
+
 def explain_ok(con: sqlite3.Connection, query: str) -> bool:
-    """Whether SQLite compiles ``query`` (one statement) against ``con``'s schema."""
+    """Whether ``query`` is one SELECT statement that SQLite compiles against ``con``."""
     q = query.strip()
-    if not q:
+    if not is_select(q):
         return False
     try:
         con.execute("EXPLAIN " + q).fetchall()
@@ -286,4 +294,4 @@ def explain_ok(con: sqlite3.Connection, query: str) -> bool:
     return True
 
 
-__all__ = ["SQLScope", "explain_ok"]
+__all__ = ["SQLScope", "explain_ok", "is_select"]

@@ -26,9 +26,8 @@ from itertools import permutations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from potentials.sql_schema import (ALIASES, Schema, connect_readonly, read_schema,
-                                   schema_grammar)
-from potentials.sql_scope import SQLScope
+from potentials.sql_schema import ALIASES, Schema, connect_readonly, read_schema, schema_grammar
+from potentials.sql_scope import SQLScope, is_select
 from smc.domains.base import Domain, Evaluation, Task
 
 DATA = Path(__file__).resolve().parent / "data" / "sql"
@@ -57,8 +56,11 @@ def resolve_db(db: str | Path | None) -> tuple[str, Path]:
 
 def run_query(con: sqlite3.Connection, query: str, timeout: float = 2.0,
               max_rows: int = 100_000) -> list[tuple]:
-    """Rows of ``query`` on ``con``; QueryError if it fails, runs longer than ``timeout``
-    seconds (SQLite's progress handler interrupts it) or returns more than ``max_rows``."""
+    """Rows of ``query`` on ``con``; QueryError if it is not a SELECT, fails, runs longer than
+    ``timeout`` seconds (SQLite's progress handler interrupts it) or returns more than
+    ``max_rows`` rows."""
+    if not is_select(query):
+        raise QueryError("not a SELECT statement")
     deadline = time.monotonic() + timeout
     con.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
     try:
@@ -174,14 +176,16 @@ class SQLDomain(Domain):
         tables = list(self.schema.tables)
         out: list[tuple[str, str, str]] = []
         for t in reversed(tables):
-            out.append(("count", f"How many rows does the {t} table have?", f"SELECT count(*) FROM {t}"))
+            out.append(("count", f"How many rows does the {t} table have?",
+                        f"SELECT count(*) FROM {t}"))
         for t in tables:
             cols = self.schema.tables[t]
             try:
                 row = run_query(self.con, f"SELECT * FROM {t} LIMIT 1", self.timeout)
             except QueryError:
                 continue
-            texts = [(c, v) for c, v in zip(cols, row[0] if row else ()) if isinstance(v, str)]
+            values = row[0] if row else ()
+            texts = [(c, v) for c, v in zip(cols, values, strict=False) if isinstance(v, str)]
             if len(texts) >= 2:
                 (show, _), (col, value) = texts[0], texts[-1]
                 lit = "'" + value.replace("'", "''") + "'"
@@ -193,7 +197,8 @@ class SQLDomain(Domain):
                 continue
             pcol = pcol or "id"
             label = next((c for c in self.schema.tables[parent] if c != pcol), pcol)
-            out.append(("join", f"For each {parent[:-1] if parent.endswith('s') else parent}, how many "
+            one = parent[:-1] if parent.endswith("s") else parent
+            out.append(("join", f"For each {one}, how many "
                         f"{child} rows refer to it? Show its {label} and the count.",
                         f"SELECT {parent}.{label}, count(*) FROM {parent} JOIN {child} "
                         f"ON {parent}.{pcol} = {child}.{col} GROUP BY {parent}.{pcol}"))
