@@ -136,7 +136,8 @@ def max_valence(element: str, charge: int) -> int:
 def scan(text: str) -> Scan | None:
     """Read ``text`` as a SMILES prefix; None when it is not one this reader understands
     (then nothing is claimed).  A trailing half-written token (``[C@``, ``%1``, a bond
-    symbol) is ignored: it fixes nothing yet."""
+    symbol) is ignored: it fixes nothing yet.  Reading stops at the first provable error,
+    which every extension of ``text`` repeats at the same place: once dead, always dead."""
     atoms: list[_Atom] = []
     stack: list[int | None] = []
     prev: int | None = None
@@ -144,13 +145,14 @@ def scan(text: str) -> Scan | None:
     rings: dict[str, tuple[int, str | None]] = {}
     i, n = 0, len(text)
 
-    def add_bond(a: int, b: int, order: int) -> None:
+    def add_bond(a: int, b: int, order: int) -> str | None:
         atoms[a].neighbours.add(b)
         atoms[b].neighbours.add(a)
         if atoms[b].element in NONMETALS:
             atoms[a].valence += order
         if atoms[a].element in NONMETALS:
             atoms[b].valence += order
+        return _valence_error(atoms, a) or _valence_error(atoms, b)
 
     while i < n:
         ch = text[i]
@@ -168,6 +170,8 @@ def scan(text: str) -> Scan | None:
                          (int(h[1:]) if len(h) > 1 else 1) if h else 0,
                          m.group("sym").islower())
             atom.valence = atom.hcount
+            if (error := _valence_error([*atoms, atom], len(atoms))) is not None:
+                return Scan([*atoms, atom], error)
             end = m.end()
         elif (m := _ORGANIC.match(text, i)) is not None:
             sym = m.group()
@@ -179,7 +183,9 @@ def scan(text: str) -> Scan | None:
             atoms.append(atom)
             new = len(atoms) - 1
             if prev is not None:   # aromatic or unwritten bonds are at least single
-                add_bond(prev, new, _BOND_ORDER[bond] if bond else 1)
+                error = add_bond(prev, new, _BOND_ORDER[bond] if bond else 1)
+                if error is not None:
+                    return Scan(atoms, error)
             prev, bond, i = new, None, end
             continue
         if ch in _BOND_ORDER:
@@ -220,24 +226,27 @@ def scan(text: str) -> Scan | None:
                 if prev in atoms[other].neighbours:
                     return Scan(atoms, f"ring bond {label} doubles an existing bond")
                 orders = [_BOND_ORDER[b] for b in (other_bond, bond) if b]
-                add_bond(other, prev, min(orders) if orders else 1)
+                error = add_bond(other, prev, min(orders) if orders else 1)
+                if error is not None:
+                    return Scan(atoms, error)
             else:
                 rings[label] = (prev, bond)
             bond, i = None, m.end()
             continue
         return None
-    return Scan(atoms, _valence_error(atoms))
+    return Scan(atoms)
 
 
-def _valence_error(atoms: list[_Atom]) -> str | None:
-    for k, atom in enumerate(atoms):
-        if atom.element not in NONMETALS:
-            continue
-        limit = max_valence(atom.element, atom.charge)
-        if atom.valence > limit:
-            return (f"atom {k + 1} ({atom.element}{_charge_text(atom.charge)}) has valence "
-                    f"at least {atom.valence}, RDKit allows at most {limit}")
-    return None
+def _valence_error(atoms: list[_Atom], k: int) -> str | None:
+    """The error of atom ``k`` when its valence so far exceeds RDKit's maximum."""
+    atom = atoms[k]
+    if atom.element not in NONMETALS:
+        return None
+    limit = max_valence(atom.element, atom.charge)
+    if atom.valence <= limit:
+        return None
+    return (f"atom {k + 1} ({atom.element}{_charge_text(atom.charge)}) has valence at least "
+            f"{atom.valence}, RDKit allows at most {limit}")
 
 
 def sanitises(smiles: str) -> bool:
