@@ -151,9 +151,26 @@ class SQLDomain(Domain):
 
     # -- prompts ---------------------------------------------------------------
     def instruction(self, question: str) -> str:
+        """One user turn: the schema, the few-shot examples and the question."""
         shots = "\n\n".join(f"Question: {q}\nSQL: {s}" for q, s in self.examples())
         return (f"SQLite database schema:\n{self.schema_text()}\n\n{shots}\n\n"
                 f"Question: {question.strip()}\nSQL:")
+
+    def prompt(self, question: str, lm: Any = None) -> str:
+        """With a chat model: the schema in the system turn and each few-shot example as a
+        user/assistant exchange before the question (small models follow that far better
+        than examples inside one turn); otherwise ``instruction`` as plain text."""
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError(f"{self.name}: the question is empty")
+        tok = getattr(lm, "tokenizer", None)
+        if tok is None or not getattr(tok, "chat_template", None):
+            return super().prompt(question, lm)
+        messages = [{"role": "system",
+                     "content": f"{self.system}\n\nSQLite database schema:\n{self.schema_text()}"}]
+        for q, sql in self.examples():
+            messages += [{"role": "user", "content": q}, {"role": "assistant", "content": sql}]
+        messages.append({"role": "user", "content": question.strip()})
+        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def schema_text(self) -> str:
         """The CREATE TABLE statements of the database, one per line."""
@@ -162,7 +179,8 @@ class SQLDomain(Domain):
 
     def examples(self) -> list[tuple[str, str]]:
         """Few-shot (question, SQL) pairs made from the schema and its first rows: a count,
-        a filter and (with a foreign key) a join with GROUP BY; never a shipped task's gold."""
+        a superlative, a filter and (with a foreign key) a join with GROUP BY; never a shipped
+        task's gold query."""
         if self._examples is None:
             golds = {" ".join(t.gold.lower().split()) for t in self.tasks() if t.gold}
             kinds: dict[str, tuple[str, str]] = {}
@@ -176,8 +194,7 @@ class SQLDomain(Domain):
         tables = list(self.schema.tables)
         out: list[tuple[str, str, str]] = []
         for t in reversed(tables):
-            out.append(("count", f"How many rows does the {t} table have?",
-                        f"SELECT count(*) FROM {t}"))
+            out.append(("count", f"How many {t} are there?", f"SELECT count(*) FROM {t}"))
         for t in tables:
             cols = self.schema.tables[t]
             try:
@@ -186,12 +203,16 @@ class SQLDomain(Domain):
                 continue
             values = row[0] if row else ()
             texts = [(c, v) for c, v in zip(cols, values, strict=False) if isinstance(v, str)]
+            numbers = [c for c, v in zip(cols, values, strict=False)
+                       if isinstance(v, (int, float)) and c != "id" and not c.endswith("_id")]
+            if texts and numbers:
+                out.append(("top", f"Which of the {t} has the highest {numbers[-1]}?",
+                            f"SELECT {texts[0][0]} FROM {t} ORDER BY {numbers[-1]} DESC LIMIT 1"))
             if len(texts) >= 2:
                 (show, _), (col, value) = texts[0], texts[-1]
                 lit = "'" + value.replace("'", "''") + "'"
                 out.append(("filter", f"List the {show} of the {t} whose {col} is {value}.",
                             f"SELECT {show} FROM {t} WHERE {col} = {lit}"))
-                break
         for child, col, parent, pcol in self.schema.foreign_keys:
             if parent not in self.schema.tables:
                 continue
