@@ -152,7 +152,7 @@ class _Scan:
             sibling.compound = True
             return sibling
         elif level.clause == "from":
-            if tok == "join" or (tok == "," and level.depth == 0):
+            if tok == "join":
                 level.from_state = "expect"
             elif tok == "as" and level.from_state == "after":
                 level.from_state = "after_as"
