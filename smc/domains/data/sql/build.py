@@ -1,7 +1,7 @@
 """Build the shipped SQLite databases of the ``sql`` domain, deterministically.
 
-    python smc/domains/data/sql/build.py          # rewrites shop.sqlite, school.sqlite, library.sqlite
-    python smc/domains/data/sql/build.py --check  # also runs every gold query of the question files
+    python smc/domains/data/sql/build.py          # rewrites shop, school, library .sqlite
+    python smc/domains/data/sql/build.py --check  # and runs every gold query of <db>.jsonl
 
 The rows come from a seeded ``random.Random``, so the files are reproducible; they are
 committed so that nothing is generated at run time.  ``--check`` verifies that every gold
@@ -64,7 +64,8 @@ def build_shop(con: sqlite3.Connection, rng: random.Random) -> None:
                      _day(rng, date(2021, 1, 1), 900).isoformat()))
     catalogue = {
         "Electronics": ["USB Cable", "Headphones", "Keyboard", "Mouse", "Monitor", "Webcam"],
-        "Books": ["SQL Primer", "Python Basics", "Cooking at Home", "World Atlas", "Poetry Anthology"],
+        "Books": ["SQL Primer", "Python Basics", "Cooking at Home", "World Atlas",
+                  "Poetry Anthology"],
         "Kitchen": ["Coffee Mug", "Teapot", "Chef Knife", "Cutting Board", "Frying Pan"],
         "Garden": ["Watering Can", "Seed Pack", "Garden Gloves", "Flower Pot"],
         "Toys": ["Puzzle", "Board Game", "Kite", "Yo-yo"],
@@ -166,13 +167,16 @@ def build_library(con: sqlite3.Connection, rng: random.Random) -> None:
              ("Pride and Prejudice", 4, "Romance", 1813), ("Emma", 4, "Romance", 1815),
              ("One Hundred Years of Solitude", 5, "Magical Realism", 1967),
              ("Love in the Time of Cholera", 5, "Romance", 1985),
-             ("Kafka on the Shore", 6, "Magical Realism", 2002), ("Norwegian Wood", 6, "Romance", 1987),
+             ("Kafka on the Shore", 6, "Magical Realism", 2002),
+             ("Norwegian Wood", 6, "Romance", 1987),
              ("Beloved", 7, "Historical", 1987), ("Song of Solomon", 7, "Historical", 1977),
-             ("Invisible Cities", 8, "Fantasy", 1972), ("The Baron in the Trees", 8, "Fantasy", 1957),
+             ("Invisible Cities", 8, "Fantasy", 1972),
+             ("The Baron in the Trees", 8, "Fantasy", 1957),
              ("Things Fall Apart", 9, "Historical", 1958),
              ("Murder on the Orient Express", 10, "Mystery", 1934),
-             ("And Then There Were None", 10, "Mystery", 1939), ("Foundation", 11, "Science Fiction", 1951),
-             ("I, Robot", 11, "Science Fiction", 1950), ("The Dispossessed", 12, "Science Fiction", 1974),
+             ("And Then There Were None", 10, "Mystery", 1939),
+             ("Foundation", 11, "Science Fiction", 1951), ("I, Robot", 11, "Science Fiction", 1950),
+             ("The Dispossessed", 12, "Science Fiction", 1974),
              ("A Wizard of Earthsea", 12, "Fantasy", 1968)]
     con.executemany("INSERT INTO books VALUES (?,?,?,?,?,?)",
                     [(i, t, a, g, y, rng.randrange(150, 1200, 10))
