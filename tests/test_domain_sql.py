@@ -265,6 +265,7 @@ def test_bad_database_paths(tmp_path):
 def test_default_database_is_the_first_shipped():
     assert SQLDomain.__init__.__defaults__[0] is None
     assert smc.domains.load("sql").db == SHIPPED[0]
+    assert smc.domains.load("sql", db="school.sqlite").path == DATA / "school.sqlite"
 
 
 # ---- evaluator -----------------------------------------------------------------------------

@@ -41,13 +41,17 @@ class QueryError(Exception):
 
 
 def resolve_db(db: str | Path | None) -> tuple[str, Path]:
-    """(label, path) of ``db``: a shipped database's short name (``shop``), or a file path;
-    None means the first shipped database.  ValueError if it does not exist."""
+    """(label, path) of ``db``: a file path, or a shipped database's short name (``shop``, or
+    ``shop.sqlite`` when no such file is in the working directory); None means the first
+    shipped database.  ValueError if it does not exist."""
     if db is None:
         db = SHIPPED[0]
     if isinstance(db, str) and db in SHIPPED:
         return db, DATA / f"{db}.sqlite"
     path = Path(db)
+    if not path.is_file() and path.parent == Path(".") and path.stem in SHIPPED \
+            and path.suffix == ".sqlite":
+        return path.stem, DATA / path.name     # "shop.sqlite", as in the design's examples
     if not path.is_file():
         raise ValueError(f"SQLite database {str(db)!r} does not exist (give a path or one of "
                          f"the shipped databases: {', '.join(SHIPPED)})")
