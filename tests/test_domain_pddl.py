@@ -254,13 +254,33 @@ def test_critic_rejects_an_inapplicable_action_and_every_extension(medium):
     after_first = sim.apply(sim.init, plan[0])
     wrong = next(a for a, _ in _all_ground(sim) if sim.unmet(after_first, a))
     bad = f"{first}\n{format_action(wrong)}"
-    assert critic.prefix(bad[:-1]) == 0.0                    # not finished yet
+    assert critic.prefix(f"{first}\n(") == 0.0
     assert critic.evaluate_at(bad)
     for tail in ["", "\n", "\n(pick-up b0)", " \n"]:
         assert critic.prefix(bad + tail) == NEG_INF
         assert critic.complete(bad + tail) == NEG_INF
     assert critic.prefix(first + ")") == NEG_INF              # unreadable line
     assert critic.complete("Sure! Here is the plan:\n" + first) == NEG_INF
+
+
+def test_critic_checks_the_action_being_typed(medium):
+    sim, plan, _ = medium
+    critic = PlanCritic(sim)
+    applicable = [a for a, _ in sim.successors(sim.init)]
+    names = {a[0] for a in applicable}
+    blocked = next(a.name for a in sim.domain.actions.values() if a.name not in names)
+    assert critic.prefix(f"({blocked} ") == NEG_INF          # e.g. stack with an empty hand
+    assert critic.prefix(f"({blocked}") == 0.0              # the name may still grow
+    first = applicable[0]
+    assert critic.prefix(f"({first[0]} ") == 0.0
+    assert critic.prefix(f"({first[0]} {first[1][:1]}") == 0.0
+    wrong = next(o for o in sim.objects_of("block")
+                 if not any(a[:2] == (first[0], o) for a in applicable))
+    assert critic.prefix(f"({first[0]} {wrong} ") == NEG_INF
+    assert critic.prefix(f"({first[0]} {first[1]} {first[1]} {first[1]} ") == NEG_INF
+    lazy = PlanCritic(sim, boundaries_only=True)
+    assert not lazy.evaluate_at(f"({first[0]} ") and lazy.evaluate_at(f"({first[0]})\n(")
+    assert critic.evaluate_at(f"({first[0]} ")
 
 
 def _all_ground(sim):

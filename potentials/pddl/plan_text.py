@@ -79,6 +79,23 @@ def read_plan_prefix(text: str) -> tuple[list[GroundAction], bool]:
     return actions, True
 
 
+def partial_action(text: str) -> tuple[tuple[str, ...], str | None] | None:
+    """The action being typed on the last line, if its ``)`` is not typed yet: the names
+    finished so far (each followed by a space or tab) and the prefix of the name being
+    typed (None right after a space).  None when no name is finished yet, the line is
+    closed, or it cannot be read."""
+    last = text.split("\n")[-1]
+    if not _LINE_PREFIX.match(last) or ")" in last:
+        return None
+    body = last.lstrip(" \t\r")[1:]          # after "("
+    words = body.split()
+    if body[-1:] not in (" ", "\t"):
+        if len(words) < 2:
+            return None                         # the action name is still being typed
+        return tuple(w.lower() for w in words[:-1]), words[-1].lower()
+    return (tuple(w.lower() for w in words), None) if words else None
+
+
 def _literal(s: str) -> str:
     return json.dumps(s)                         # a Lark string literal
 

@@ -149,8 +149,9 @@ class PDDLDomain(Domain):
         self.constraint = LarkGrammar(self.grammar_text)
         self.critic = PlanCritic(self.sim)
         opt = self.optimal_length()
-        self.max_tokens = int(min(512, max(64, 10 * (2 * opt + 4) if opt is not None
-                                           else 40 * len(self.pddl_problem.objects))))
+        # ~9 tokens per action line (SmolLM2): room for plans twice the optimal length
+        self.max_tokens = int(min(512, 18 * opt + 24 if opt is not None
+                                  else 32 * len(self.pddl_problem.objects)))
 
     # -- problem ---------------------------------------------------------------------
     def _need_problem(self) -> ProblemFile:
