@@ -46,7 +46,8 @@ Setup (the peers' venv; see benchmarks/mask_bench.py for the other peers):
 Run:
 
     .venv-bench/bin/python benchmarks/genlm_sql.py [--questions 10] [--particles 10]
-        [--max-tokens 96] [--genlm-timeout 300] [--no-critic] [--seed 0] [--threads N] [--json]
+        [--max-tokens 96] [--genlm-timeout 300] [--no-critic] [--seed 0] [--threads N]
+        [--json] [--out FILE]
 """
 
 from __future__ import annotations
@@ -436,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads for both sides (default: torch's)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="also write the JSON object (with every output) to this file")
     args = ap.parse_args(argv)
     if args.particles < 1 or (args.max_tokens is not None and args.max_tokens < 1) \
             or args.genlm_timeout <= 0:
@@ -446,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genlm-control is not installed in this Python: {INSTALL}", file=sys.stderr)
         return 2
     out = run(args)
+    if args.out is not None:
+        args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(out) if args.json else report(out))
     return 0
 
