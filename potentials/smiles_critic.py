@@ -276,10 +276,12 @@ class SmilesValidity(Potential):
         return None if s is None else s.error
 
     def prefix(self, text: str) -> float:
+        text = text.removesuffix("\n")  # an answer line may end with its newline
         return self._cached(self._prefix, text,
                             lambda t: NEG_INF if self.explain(t) else 0.0)
 
     def complete(self, text: str) -> float:
+        text = text.removesuffix("\n")
         return self._cached(self._complete, text,
                             lambda t: 0.0 if sanitises(t) else NEG_INF)
 

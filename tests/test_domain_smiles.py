@@ -251,3 +251,14 @@ def test_end_to_end_on_a_function_lm(dom):
         if p.death == "the critic rejected a prefix":
             with quiet():
                 assert CRITIC.explain(p.text)
+
+
+def test_answer_line_may_end_with_its_newline():
+    import smc
+
+    dom = smc.domains.load("smiles")
+    assert dom.constraint.complete("CCO\n") == 0.0
+    assert dom.constraint.prefix("CCO\nC") == float("-inf")
+    assert dom.critic.prefix("CCO\n") == 0.0 and dom.critic.complete("CCO\n") == 0.0
+    assert dom.critic.complete("C1CC\n") == float("-inf")
+    assert dom.evaluate("CCO\n", dom.tasks()[0]).valid

@@ -26,13 +26,25 @@ from smc.token_trie import TokenTrie
 from tests.exact import enumerate_laws, random_function_lm, tv, tv_noise
 from tests.test_shipped_grammars import ACCEPT, LOAD_OPTIONS
 
-NAMES = grammars.names()
+# "file:rule" = a shipped grammar loaded with another start rule (the domains' answers)
+VARIANTS = {
+    "python:function": ["def f(x):\n    return x\n",
+                        "import math\n\ndef g(a, b=2):\n    if a:\n        return math.pi\n"
+                        "    return [b for _ in range(a)]\n"],
+    "smiles:answer": ["CCO\n", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O\n", "[NH4+].[Cl-]\n"],
+}
+ACCEPT = {**ACCEPT, **VARIANTS}
+NAMES = grammars.names() + sorted(VARIANTS)
 
 
 @functools.cache
 def fresh_grammar(name: str, copy: int) -> LarkGrammar:
     """Separate instances for the fast path (copy 0) and brute force (copy 1)."""
-    return LarkGrammar(grammars.load(name), **LOAD_OPTIONS.get(name, {}))
+    file, _, start = name.partition(":")
+    options = dict(LOAD_OPTIONS.get(file, {}))
+    if start:
+        options["start"] = start
+    return LarkGrammar(grammars.load(file), **options)
 
 
 @functools.cache

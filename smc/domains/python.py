@@ -40,7 +40,7 @@ _TASK_ID = re.compile(r"^\s*HumanEval/(\d+)\s*$")
 
 @functools.cache
 def _grammar() -> LarkGrammar:
-    return LarkGrammar(grammars.load("python"))
+    return LarkGrammar(grammars.load("python"), start="function")
 
 
 @functools.cache

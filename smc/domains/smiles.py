@@ -42,7 +42,7 @@ def _grammar():
     import grammars
     from potentials.lark_grammar import LarkGrammar
 
-    return LarkGrammar(grammars.load("smiles"))
+    return LarkGrammar(grammars.load("smiles"), start="answer")
 
 
 def _mol(smiles: str):
