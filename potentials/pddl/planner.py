@@ -16,7 +16,9 @@ Heuristics (both admissible):
   a block not in hand needs a pick (unstack/pick-up) and, unless the goal holds it, a
   put (stack/put-down); a block in hand needs a put.  A block held but not required to
   move must be put down (and picked up again if the goal holds it) before any other
-  block can be picked.  The sum of these counts is a lower bound on the plan length.
+  block can be picked.  At most one block ends in hand, so when the goal holds none (and
+  does not ask for an empty hand) one moving block without a goal position may skip its
+  put.  The sum of these counts is a lower bound on the plan length.
 """
 
 from __future__ import annotations
