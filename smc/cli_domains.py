@@ -4,6 +4,7 @@
                [--max-tokens 96] [--seed 0] [--model PATH_OR_ID] [--json]
     smc-decode sql --db shop --questions tasks.jsonl --json   # one JSON object per input line
     smc-decode sql --db shop --tasks 5                         # the domain's own first 5 tasks
+    smc-decode pddl --problem generated_blocks/problem13       # no question: the domain's own
 
 Each question becomes a ``Task``; the domain bound to it (``for_task``) gives the
 prompt, the constraint and the critic; ``evaluate`` scores the best output.
@@ -26,7 +27,7 @@ def build_parser(name: str) -> argparse.ArgumentParser:
 
     cls = domain_class(name)
     p = argparse.ArgumentParser(prog=f"smc-decode {name}", description=cls.description or None)
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--question", help="one question (free text)")
     src.add_argument("--questions", metavar="FILE.jsonl",
                      help='one JSON object per line: {"question": ..., "id"?, "gold"?, ...}')
@@ -80,6 +81,8 @@ def select_tasks(dom: Domain, args: argparse.Namespace) -> list[Task]:
     """The tasks the arguments ask for (a question, a JSONL file, ids or the first N)."""
     if args.question is not None:
         return [dom.task(args.question)]
+    if args.questions is None and not args.task and args.tasks is None:
+        return [dom.task("")]  # the domain decides (pddl: its default request; else an error)
     if args.questions is not None:
         return _read_questions(dom, args.questions)
     own = dom.tasks()

@@ -189,3 +189,13 @@ def test_domain_base_prompt_and_clean():
     assert Domain.clean("```python\ndef f():\n    return 1\n") == "def f():\n    return 1"
     assert Domain.clean("  SELECT 2 ") == "SELECT 2"
     assert Domain.clean(None) is None
+
+
+def test_no_question_is_the_domains_call():
+    import argparse
+
+    from smc.cli_domains import select_tasks
+
+    args = argparse.Namespace(question=None, questions=None, task=None, tasks=None)
+    with pytest.raises(ValueError, match="echo: the question is empty"):
+        select_tasks(_Echo(), args)
