@@ -46,6 +46,8 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--ess-threshold", type=float, default=0.5)
     p.add_argument("--model", default=None, help="HF model id or local path (default: embedded)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's; 1 is far faster on a busy CPU)")
     p.add_argument("--json", action="store_true", help="print one JSON object per question")
     cls.add_arguments(p)
     return p
@@ -137,6 +139,13 @@ def main(name: str, argv: list[str]) -> int:
         return 2
     import smc
 
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"smc-decode {name}: --threads must be >= 1", file=sys.stderr)
+            return 2
+        import torch
+
+        torch.set_num_threads(args.threads)
     if not args.json:
         print(f"loading model ... ({len(tasks)} question{'s' * (len(tasks) != 1)})",
               file=sys.stderr)
