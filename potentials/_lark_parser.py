@@ -30,7 +30,7 @@ Config = tuple["StackNode", int, int, int, int]
 class StackNode:
     """One LALR stack: ``state`` on top of ``parent``; children are interned."""
 
-    __slots__ = ("state", "parent", "kids", "fed", "ctx", "ctx_paren")
+    __slots__ = ("state", "parent", "kids", "fed", "ctx", "ctx_paren", "shifts")
 
     def __init__(self, state: int, parent: StackNode | None) -> None:
         self.state = state
@@ -39,6 +39,8 @@ class StackNode:
         self.fed: dict[int, StackNode | None] = {}
         self.ctx: LexContext | None = None
         self.ctx_paren: LexContext | None = None  # inside brackets (indenting grammars)
+        # accepted terminals of virtual stacks: this node + the states pushed above it
+        self.shifts: dict[tuple[int, ...], frozenset[int]] = {}
 
     def states(self) -> list[int]:
         """The stack bottom-to-top (for tests and debugging)."""
@@ -73,6 +75,7 @@ class ParserEngine:
         self.ignore = frozenset(self.index[n] for n in lark.ignore_tokens if n in self.index)
         self.constraints = Constraints(self.autos)
         self._lexinfo: dict[int, tuple[list[int], list[int], dict[int, list[int]]]] = {}
+        self._by_action: dict[int, tuple[frozenset[int], list]] = {}
         self._contexts: dict[tuple[int, frozenset[int]], LexContext] = {}
         self.indentation = Indentation(self, indenter) if indenter else None
         self.initial_ind = self.indentation.initial if indenter else 0
@@ -122,37 +125,57 @@ class ParserEngine:
         fed[term] = out
         return out
 
-    def can_shift(self, node: StackNode, name: str) -> bool:
-        """Whether terminal ``name`` can be shifted on ``node`` after its reductions.
+    def _actions(self, state: int) -> tuple[frozenset[int], list[tuple[int, str, frozenset[int]]]]:
+        """State ``state``'s terminals that shift, and its reductions as (length, goto
+        symbol, terminals that reduce by it)."""
+        got = self._by_action.get(state)
+        if got is None:
+            index, shifts, groups = self.index, [], {}
+            for name, (kind, arg) in self._table[state].items():
+                if name not in index:
+                    continue
+                if kind is Shift:
+                    shifts.append(index[name])
+                else:
+                    groups.setdefault((len(arg.expansion), arg.origin.name), []).append(
+                        index[name])
+            got = self._by_action[state] = (
+                frozenset(shifts), [(k, a, frozenset(t)) for (k, a), t in groups.items()])
+        return got
 
-        Simulated on a list of the states pushed above the untouched part of the stack,
-        so nothing is interned (LALR lookaheads over-approximate: the stack decides).
-        """
-        table, base, above = self._table, node, []
-        while True:
-            top = above[-1] if above else base.state
-            action = table[top].get(name)
-            if action is None:
-                return False
-            kind, rule = action
-            if kind is Shift:
-                return True
-            k = len(rule.expansion)
-            drop = min(k, len(above))
-            if drop:
-                del above[-drop:]
-            for _ in range(k - drop):
-                base = base.parent
-            top = above[-1] if above else base.state
-            above.append(table[top][rule.origin.name][1])
+    def can_shift(self, node: StackNode, name: str) -> bool:
+        """Whether terminal ``name`` can be shifted on ``node`` after its reductions."""
+        return self.index[name] in self.accepts(node)
 
     def accepts(self, node: StackNode) -> frozenset[int]:
-        """Terminals the parser accepts exactly in stack ``node`` (not just the top state)."""
-        index, out = self.index, []
-        for name, (kind, _arg) in self._table[node.state].items():
-            if name in index and (kind is Shift or self.can_shift(node, name)):
-                out.append(index[name])
-        return frozenset(out)
+        """Terminals the parser accepts exactly in stack ``node`` (not just the top state).
+
+        A terminal that reduces is accepted iff the stack after that reduction accepts
+        it (LALR lookaheads over-approximate: the stack decides).  Reductions are
+        simulated on virtual stacks (an interned base node + the states pushed above
+        it, nothing interned) whose accepted sets are memoised on the base node, so a
+        reduction that pops into an ancestor reuses what its siblings computed there.
+        """
+        return self._accepts(node, ())
+
+    def _accepts(self, base: StackNode, above: tuple[int, ...]) -> frozenset[int]:
+        got = base.shifts.get(above)
+        if got is not None:
+            return got
+        shifts, reductions = self._actions(above[-1] if above else base.state)
+        out = shifts
+        for k, origin, terms in reductions:
+            drop = min(k, len(above))
+            rest = above[: len(above) - drop]
+            root = base
+            for _ in range(k - drop):
+                root = root.parent
+            goto = self._table[rest[-1] if rest else root.state][origin][1]
+            ok = terms & self._accepts(root, (*rest, goto))
+            if ok:
+                out = out | ok
+        base.shifts[above] = out
+        return out
 
     # ---- lexer -----------------------------------------------------------------------
     def _info(self, state: int) -> tuple[list[int], list[int], dict[int, list[int]]]:
