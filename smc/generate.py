@@ -7,6 +7,11 @@ proposal) and the critic's twist prefix(x′) − prefix(x) where the critic is
 evaluated; at EOS the critic's ``complete`` closes the telescoping product, so a
 finished particle's weight is p(x)Φ(x)/q(x).  ``smc`` resamples when
 ESS < τ·N and accumulates log Ẑ = Σ_epochs log mean wᵢ.
+
+Two step paths compute this (``step=``): the host path below (log-probabilities copied to
+the host each step, one particle at a time) and the device path of ``smc.device_step``
+(sampling, weights, ESS, resampling and the KV-cache reorder stay on the model's device; one
+small device-to-host copy per step).  ``"auto"`` takes the device path for a model on CUDA.
 """
 
 from __future__ import annotations
@@ -20,6 +25,15 @@ import numpy as np
 import kernels
 from potentials.base import NEG_INF, Potential, check_log_weight
 from smc.awrs import AWRSProposal
+from smc.bookkeeping import (  # noqa: F401  (the DEATH_* names are part of this module's API)
+    DEATH_CRITIC,
+    DEATH_END,
+    DEATH_LENGTH,
+    DEATH_NO_TOKEN,
+    Loop,
+    Run,
+    record_token,
+)
 from smc.lm import LanguageModel
 from smc.memory import check_fits
 from smc.population import Population
@@ -29,16 +43,12 @@ from smc.result import Result, posterior_from
 METHODS = ("direct", "lcd", "rerank", "is", "smc")
 PROPOSALS = ("mask", "awrs")
 RESAMPLERS = ("multinomial", "stratified", "systematic", "residual")
+STEPS = ("auto", "host", "device")
 WEIGHTED = ("rerank", "is", "smc")
-
-DEATH_NO_TOKEN = "the constraint allows no token"
-DEATH_CRITIC = "the critic rejected a prefix"
-DEATH_END = "the output was rejected at EOS"
-DEATH_LENGTH = "max_tokens reached before EOS"
 
 
 def _validate(lm, prompt, constraint, critic, method, proposal, n_particles, ess_threshold,
-              resampler, max_tokens) -> None:
+              resampler, max_tokens, step) -> None:
     if not isinstance(lm, LanguageModel):
         raise TypeError(f"lm must be a smc LanguageModel (smc.load_model / smc.FunctionLM), "
                         f"got {type(lm).__name__}")
@@ -50,6 +60,8 @@ def _validate(lm, prompt, constraint, critic, method, proposal, n_particles, ess
         raise ValueError(f"unknown proposal {proposal!r}; allowed: {', '.join(PROPOSALS)}")
     if resampler not in RESAMPLERS:
         raise ValueError(f"unknown resampler {resampler!r}; allowed: {', '.join(RESAMPLERS)}")
+    if step not in STEPS:
+        raise ValueError(f"unknown step {step!r}; allowed: {', '.join(STEPS)}")
     if isinstance(n_particles, bool) or not isinstance(n_particles, int | np.integer) \
             or n_particles < 1:
         raise ValueError(f"n_particles must be an integer >= 1, got {n_particles!r}")
@@ -77,16 +89,27 @@ def generate(
     max_tokens: int = 128,
     seed: int | None = 0,
     progress: bool = False,
+    step: str = "auto",
 ) -> Result:
-    """Sample outputs of ``lm`` after ``prompt`` from p·constraint·critic (see module doc)."""
+    """Sample outputs of ``lm`` after ``prompt`` from p·constraint·critic (see module doc).
+
+    ``step``: ``"host"``, ``"device"`` (``smc.device_step``; needs ``lm.start_device``, and
+    ``proposal="awrs"`` with a constraint stays on the host) or ``"auto"`` (device for a
+    model on CUDA, host otherwise).
+    """
     _validate(lm, prompt, constraint, critic, method, proposal, n_particles, ess_threshold,
-              resampler, max_tokens)
+              resampler, max_tokens, step)
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     n = int(n_particles)
-    weighted = method in WEIGHTED
     masked = method in ("lcd", "is", "smc") and constraint is not None
-    twisted = method in ("is", "smc") and critic is not None
+    run = Run(lm=lm, constraint=constraint, critic=critic, method=method, n=n,
+              ess_threshold=float(ess_threshold), resampler=resampler,
+              max_tokens=int(max_tokens), weighted=method in WEIGHTED, masked=masked,
+              twisted=method in ("is", "smc") and critic is not None)
+    from smc.device_step import use_device
+
+    on_device = use_device(step, lm, masked, proposal)
     prompt_ids = lm.encode(prompt)
     if lm.max_context is not None and len(prompt_ids) + max_tokens > lm.max_context:
         raise ValueError(
@@ -105,27 +128,60 @@ def generate(
     if w0 + c0 == NEG_INF:
         for i in range(n):
             pop.kill(i, DEATH_NO_TOKEN if w0 == NEG_INF else DEATH_CRITIC)
-    if not masked:
-        prop = LMProposal()
-    elif proposal == "awrs":  # its own generator, seeded from ours: same seed, same output
-        prop = AWRSProposal(lm, constraint, np.random.default_rng(rng.integers(2**63)),
-                            estimate=method != "lcd")
-    else:
-        prop = MaskedProposal(lm, constraint)
-    log_ml = 0.0
-    ess_trace: list[float] = []
-    w_trace: list[list[float]] = []
-    resampled_at: list[int] = []
-    forward_s = 0.0
-    tokens_generated = 0
+    run.bar = _progress_bar(progress, max_tokens, method)
+    if on_device:
+        from smc.device_step import device_loop
 
+        loop = device_loop(run, pop, prompt_ids, rng)
+    else:
+        if not masked:
+            prop = LMProposal()
+        elif proposal == "awrs":  # its own generator, seeded from ours: same seed, same output
+            prop = AWRSProposal(lm, constraint, np.random.default_rng(rng.integers(2**63)),
+                                estimate=method != "lcd")
+        else:
+            prop = MaskedProposal(lm, constraint)
+        loop = _host_loop(run, pop, prop, rng, prompt_ids)
+    run.bar.close()
+
+    for i in np.flatnonzero(pop.live()):  # loop left early: nothing more can finish
+        pop.kill(int(i), DEATH_LENGTH)
+    particles = pop.particles()
+    log_ml = loop.log_ml
+    if run.weighted:
+        log_ml += kernels.logsumexp(pop.log_w) - math.log(n)
+    else:
+        log_ml = float("nan")
+    posterior = posterior_from(particles, run.weighted)
+    deaths: dict[str, int] = {}
+    for p in particles:
+        if p.death is not None:
+            deaths[p.death] = deaths.get(p.death, 0) + 1
+    if not posterior:
+        log_ml = NEG_INF
+        why = "; ".join(f"{k} ({v} particle{'s' * (v > 1)})" for k, v in deaths.items())
+        warnings.warn(f"every particle died, the posterior is empty: {why}", RuntimeWarning,
+                      stacklevel=2)
+    return Result(
+        posterior=posterior, log_ml=float(log_ml), particles=particles,
+        ess_trace=loop.ess_trace, method=method, n_particles=n,
+        seconds=time.perf_counter() - started, tokens_generated=loop.tokens_generated,
+        resampled_at=loop.resampled_at, log_weight_trace=loop.w_trace,
+        forward_seconds=loop.forward_s, steps=loop.steps, deaths=deaths, timing=loop.timing,
+    )
+
+
+def _host_loop(run: Run, pop: Population, prop, rng: np.random.Generator,
+               prompt_ids: list[int]) -> Loop:
+    """The host step: log-probabilities as a float64 host array, one particle at a time."""
+    lm, method, n = run.lm, run.method, run.n
+    out = Loop()
+    timing = out.timing
     t0 = time.perf_counter()
     state = lm.start(prompt_ids, n) if pop.live().any() else None
-    forward_s += time.perf_counter() - t0
-    bar = _progress_bar(progress, max_tokens, method)
+    out.forward_s += time.perf_counter() - t0
     step = 0
-    timing: dict[str, list[float]] = {"step": [], "forward": [], "rows": [], "proposal": []}
-    for step in range(1, max_tokens + 1):
+    for step in range(1, run.max_tokens + 1):
         t_step = time.perf_counter()
         live_mask = pop.live()
         live_rows = [k for k, i in enumerate(pop.rows) if live_mask[i]]
@@ -144,41 +200,30 @@ def generate(
             if token < 0:
                 pop.kill(i, DEATH_NO_TOKEN)
                 continue
-            tokens_generated += 1
+            out.tokens_generated += 1
             if method in ("is", "smc"):
                 pop.log_w[i] += log_z
-            if token in lm.eos_ids:
-                pop.tokens[i].append(token)
-                pop.finished[i] = True
-                _close(pop, i, method, constraint, critic, twisted)
-                continue
-            changed = pop.append(i, token, lm.vocab_bytes[token])
-            if twisted and changed and critic.evaluate_at(pop.text[i]):
-                v = check_log_weight(critic.prefix(pop.text[i]), f"{critic!r}.prefix")
-                if v == NEG_INF:
-                    pop.kill(i, DEATH_CRITIC)
-                else:
-                    pop.log_w[i] += v - pop.critic_last[i]
-                    pop.critic_last[i] = v
+            record_token(run, pop, i, token)
         timing["proposal"].append(proposal_s)
-        if step == max_tokens:
+        if step == run.max_tokens:
             for i in np.flatnonzero(pop.live()):
                 pop.kill(int(i), DEATH_LENGTH)
-        ess = kernels.ess(pop.log_w) if weighted else float(pop.live().sum() + pop.finished.sum())
-        ess_trace.append(ess)
-        w_trace.append(pop.log_w.tolist())
-        if weighted and np.all(pop.log_w == NEG_INF):
+        ess = kernels.ess(pop.log_w) if run.weighted \
+            else float(pop.live().sum() + pop.finished.sum())
+        out.ess_trace.append(ess)
+        out.w_trace.append(pop.log_w.tolist())
+        if run.weighted and np.all(pop.log_w == NEG_INF):
             timing["step"].append(time.perf_counter() - t_step)
             timing["forward"].append(0.0)
             break
         ancestors = None
-        if method == "smc" and pop.live().any() and ess < ess_threshold * n:
-            log_ml += kernels.logsumexp(pop.log_w) - math.log(n)
-            ancestors = kernels.resample(pop.log_w, method=resampler, seed=rng)
-            resampled_at.append(step)
-        bar.update(1)
-        bar.set_postfix(live=int(pop.live().sum()), ess=f"{ess:.1f}")
-        if step == max_tokens:
+        if method == "smc" and pop.live().any() and ess < run.ess_threshold * n:
+            out.log_ml += kernels.logsumexp(pop.log_w) - math.log(n)
+            ancestors = kernels.resample(pop.log_w, method=run.resampler, seed=rng)
+            out.resampled_at.append(step)
+        run.bar.update(1)
+        run.bar.set_postfix(live=int(pop.live().sum()), ess=f"{ess:.1f}")
+        if step == run.max_tokens:
             timing["step"].append(time.perf_counter() - t_step)
             timing["forward"].append(0.0)
             break
@@ -203,58 +248,11 @@ def generate(
         last = np.asarray([pop.tokens[i][-1] for i in pop.rows], np.int64)
         t0 = time.perf_counter()
         state.advance(last)
-        forward_s += time.perf_counter() - t0
+        out.forward_s += time.perf_counter() - t0
         timing["forward"].append(time.perf_counter() - t0)
         timing["step"].append(time.perf_counter() - t_step)
-    bar.close()
-
-    for i in np.flatnonzero(pop.live()):  # loop left early: nothing more can finish
-        pop.kill(int(i), DEATH_LENGTH)
-    particles = pop.particles()
-    if weighted:
-        log_ml += kernels.logsumexp(pop.log_w) - math.log(n)
-    else:
-        log_ml = float("nan")
-    posterior = posterior_from(particles, weighted)
-    deaths: dict[str, int] = {}
-    for p in particles:
-        if p.death is not None:
-            deaths[p.death] = deaths.get(p.death, 0) + 1
-    if not posterior:
-        log_ml = NEG_INF
-        why = "; ".join(f"{k} ({v} particle{'s' * (v > 1)})" for k, v in deaths.items())
-        warnings.warn(f"every particle died, the posterior is empty: {why}", RuntimeWarning,
-                      stacklevel=2)
-    return Result(
-        posterior=posterior, log_ml=float(log_ml), particles=particles, ess_trace=ess_trace,
-        method=method, n_particles=n, seconds=time.perf_counter() - started,
-        tokens_generated=tokens_generated, resampled_at=resampled_at, log_weight_trace=w_trace,
-        forward_seconds=forward_s, steps=step, deaths=deaths, timing=timing,
-    )
-
-
-def _close(pop: Population, i: int, method: str, constraint, critic, twisted: bool) -> None:
-    """Weight of a particle that just emitted EOS."""
-    text = pop.text[i]
-    if pop.held[i]:
-        if method != "direct" and (constraint is not None or critic is not None):
-            pop.kill(i, DEATH_END)
-        return
-    if method == "rerank":
-        total = 0.0
-        for pot in (constraint, critic):
-            if pot is not None and total != NEG_INF:
-                total += check_log_weight(pot.complete(text), f"{pot!r}.complete")
-        if total == NEG_INF:
-            pop.kill(i, DEATH_END)
-        else:
-            pop.log_w[i] += total
-    elif twisted:
-        v = check_log_weight(critic.complete(text), f"{critic!r}.complete")
-        if v == NEG_INF:
-            pop.kill(i, DEATH_END)
-        else:
-            pop.log_w[i] += v - pop.critic_last[i]
+    out.steps = step
+    return out
 
 
 class _NoBar:

@@ -4,6 +4,10 @@ The prompt runs through the model once (batch 1); its KV cache is then repeated
 to N rows.  Each step feeds one new token per live row in a single forward.
 Resampling and deaths call ``select``, which gathers cache rows by ancestor
 index (``DynamicCache.reorder_cache``): nothing is recomputed.
+
+``start`` returns the host state (float64 NumPy log-probabilities, one N×V copy to the host per
+step); ``start_device`` returns ``_HFDeviceState``, whose log-probabilities stay a float32 tensor
+on the model's device and whose ``select``/``advance`` take device index tensors (no copy back).
 """
 
 from __future__ import annotations
@@ -12,26 +16,32 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from smc.lm import BatchState, LanguageModel
+from smc.lm import BatchState, DeviceBatchState, LanguageModel
 from smc.token_bytes import vocab_bytes
+
+
+def _prompt_forward(lm: HFLanguageModel, prompt_ids: Sequence[int], n: int):
+    """Run the prompt once (batch 1), repeat its KV cache to ``n`` rows; (cache, last logits)."""
+    import torch
+
+    ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
+    with torch.inference_mode():
+        try:  # only the last position's logits: P×V floats would dwarf the cache
+            out = lm.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        except TypeError:
+            out = lm.model(input_ids=ids, use_cache=True)
+    cache = out.past_key_values
+    if n > 1:
+        cache.batch_repeat_interleave(n)
+    return cache, out.logits[:, -1, :]
 
 
 class _HFState(BatchState):
     def __init__(self, lm: HFLanguageModel, prompt_ids: Sequence[int], n: int) -> None:
-        import torch
-
         self.lm = lm
         self.length = len(prompt_ids)
-        ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
-        with torch.inference_mode():
-            try:  # only the last position's logits: P×V floats would dwarf the cache
-                out = lm.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-            except TypeError:
-                out = lm.model(input_ids=ids, use_cache=True)
-        self.cache = out.past_key_values
-        if n > 1:
-            self.cache.batch_repeat_interleave(n)
-        row = self._to_logprobs(out.logits[:, -1, :])
+        self.cache, logits = _prompt_forward(lm, prompt_ids, n)
+        row = self._to_logprobs(logits)
         self.logprobs = np.repeat(row, n, axis=0)
 
     def _to_logprobs(self, logits) -> np.ndarray:
@@ -59,6 +69,41 @@ class _HFState(BatchState):
         ids = torch.as_tensor(tokens, device=self.lm.device).view(-1, 1)
         with torch.inference_mode():
             out = self.lm.model(input_ids=ids, past_key_values=self.cache, use_cache=True)
+        self.cache = out.past_key_values
+        self.length += 1
+        self.logprobs = self._to_logprobs(out.logits[:, -1, :])
+
+
+class _HFDeviceState(DeviceBatchState):
+    """Log-probabilities log_softmax(logits) as a float32 (rows, V) tensor on the model's device."""
+
+    def __init__(self, lm: HFLanguageModel, prompt_ids: Sequence[int], n: int) -> None:
+        self.lm = lm
+        self.device = lm.device
+        self.length = len(prompt_ids)
+        self.cache, logits = _prompt_forward(lm, prompt_ids, n)
+        self.logprobs = self._to_logprobs(logits).expand(n, -1).contiguous()
+
+    def _to_logprobs(self, logits):
+        import torch
+
+        return torch.log_softmax(logits.float(), dim=-1)[:, : self.lm.vocab_size]
+
+    def select(self, rows) -> None:
+        self.logprobs = self.logprobs.index_select(0, rows)
+        if rows.numel():
+            self.cache.reorder_cache(rows)
+
+    def advance(self, tokens) -> None:
+        import torch
+
+        if tokens.numel() == 0:
+            self.logprobs = self.logprobs[:0]
+            return
+        self.lm.check_length(self.length + 1)
+        with torch.inference_mode():
+            out = self.lm.model(input_ids=tokens.view(-1, 1), past_key_values=self.cache,
+                                use_cache=True)
         self.cache = out.past_key_values
         self.length += 1
         self.logprobs = self._to_logprobs(out.logits[:, -1, :])
@@ -121,6 +166,10 @@ class HFLanguageModel(LanguageModel):
     def start(self, prompt_ids: Sequence[int], n: int) -> BatchState:
         self.check_length(len(prompt_ids))
         return _HFState(self, prompt_ids, n)
+
+    def start_device(self, prompt_ids: Sequence[int], n: int) -> DeviceBatchState:
+        self.check_length(len(prompt_ids))
+        return _HFDeviceState(self, prompt_ids, n)
 
     def __repr__(self) -> str:
         return f"HFLanguageModel({self.name!r}, vocab={self.vocab_size}, device={self.device})"

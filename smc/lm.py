@@ -9,12 +9,18 @@ and then, once per step, advances every row by one token in a single call:
     state.advance(tokens)                # one token per row, one batched forward
 
 ``select`` never recomputes anything: a transformer backend reorders its KV cache.
+
+A backend may also offer ``start_device``: a ``DeviceBatchState`` whose log-probabilities stay
+a torch tensor on the model's device and whose ``select``/``advance`` take device index
+tensors, for the device-resident step (``smc.device_step``).  ``FunctionLM`` offers one on the
+CPU (its function still runs on the host), so the device step is tested without a GPU.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +43,25 @@ class BatchState(ABC):
         """Append ``tokens[r]`` to row ``r`` and compute the next log-probabilities."""
 
 
+class DeviceBatchState(ABC):
+    """Rows whose next-token log-probabilities stay a torch tensor on ``device``."""
+
+    logprobs: Any  # torch.Tensor (rows, V) floating, on ``device``
+    device: Any  # torch.device
+
+    @property
+    def rows(self) -> int:
+        return int(self.logprobs.shape[0])
+
+    @abstractmethod
+    def select(self, rows: Any) -> None:
+        """Replace the batch by ``rows`` (an int64 tensor on ``device``, repeats allowed)."""
+
+    @abstractmethod
+    def advance(self, tokens: Any) -> None:
+        """Append ``tokens[r]`` (an int64 tensor on ``device``) to row r and run the model."""
+
+
 class LanguageModel(ABC):
     """What the sampler needs from a causal language model."""
 
@@ -56,6 +81,20 @@ class LanguageModel(ABC):
     @abstractmethod
     def start(self, prompt_ids: Sequence[int], n: int) -> BatchState:
         """Encode the prompt once and return a state of ``n`` identical rows."""
+
+    def start_device(self, prompt_ids: Sequence[int], n: int) -> DeviceBatchState:
+        """Like ``start``, but the state keeps its log-probabilities on the model's device."""
+        raise NotImplementedError(f"{type(self).__name__} has no device-resident batch state")
+
+    @property
+    def supports_device_step(self) -> bool:
+        """Whether ``start_device`` is implemented (the device step can run on this model)."""
+        return type(self).start_device is not LanguageModel.start_device
+
+    @property
+    def on_cuda(self) -> bool:
+        """Whether the model computes on a CUDA device (``step="auto"`` then picks the device)."""
+        return getattr(getattr(self, "device", None), "type", None) == "cuda"
 
     def decode(self, token_ids: Sequence[int]) -> str:
         """Text of generated ids (special ids dropped, broken UTF-8 replaced)."""
@@ -80,6 +119,29 @@ class _FunctionState(BatchState):
             self.logprobs = np.stack([self.lm.logprobs_of(p) for p in self.prefixes])
         else:
             self.logprobs = np.empty((0, self.lm.vocab_size))
+
+
+class _FunctionDeviceState(DeviceBatchState):
+    """``_FunctionState`` seen through CPU torch tensors (the function itself runs on the host)."""
+
+    def __init__(self, lm: FunctionLM, prefixes: list[tuple[int, ...]]) -> None:
+        import torch
+
+        self.device = torch.device("cpu")
+        self.host = _FunctionState(lm, prefixes)
+        self.logprobs = torch.from_numpy(self.host.logprobs)
+
+    def select(self, rows: Any) -> None:
+        import torch
+
+        self.host.select(rows.numpy())
+        self.logprobs = torch.from_numpy(self.host.logprobs)
+
+    def advance(self, tokens: Any) -> None:
+        import torch
+
+        self.host.advance(tokens.numpy())
+        self.logprobs = torch.from_numpy(self.host.logprobs)
 
 
 class FunctionLM(LanguageModel):
@@ -131,6 +193,9 @@ class FunctionLM(LanguageModel):
 
     def start(self, prompt_ids: Sequence[int], n: int) -> BatchState:
         return _FunctionState(self, [tuple(prompt_ids)] * n)
+
+    def start_device(self, prompt_ids: Sequence[int], n: int) -> DeviceBatchState:
+        return _FunctionDeviceState(self, [tuple(prompt_ids)] * n)
 
     def __repr__(self) -> str:
         return f"FunctionLM(vocab={len(self.vocab)}, eos={self.eos})"
