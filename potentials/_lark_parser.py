@@ -76,7 +76,9 @@ class ParserEngine:
         self.constraints = Constraints(self.autos)
         self._lexinfo: dict[int, tuple[list[int], list[int], dict[int, list[int]]]] = {}
         self._by_action: dict[int, tuple[frozenset[int], list]] = {}
-        self._contexts: dict[tuple[int, frozenset[int]], LexContext] = {}
+        # lexer contexts by content: parser states whose Lark lexers agree share them
+        self._contexts: dict[tuple[tuple, frozenset[int]], LexContext] = {}
+        self._lexer_keys: dict[int, tuple] = {}
         self.indentation = Indentation(self, indenter) if indenter else None
         self.initial_ind = self.indentation.initial if indenter else 0
         self._nl_alive: dict[tuple[LexContext, int], bool] = {}
@@ -196,6 +198,16 @@ class ParserEngine:
             info = self._lexinfo[state] = (order, embedded, unless)
         return info
 
+    def _lexer_key(self, state: int) -> tuple:
+        """What Lark's lexer in ``state`` is made of (equal keys lex alike)."""
+        key = self._lexer_keys.get(state)
+        if key is None:
+            order, embedded, unless = self._info(state)
+            key = self._lexer_keys[state] = (
+                tuple(order), tuple(embedded),
+                tuple(sorted((t, tuple(v)) for t, v in unless.items())))
+        return key
+
     def context(self, node: StackNode, in_paren: bool = False) -> LexContext:
         """The lexer context of stack ``node`` (memoised on the node).
 
@@ -207,7 +219,7 @@ class ParserEngine:
             useful = self.accepts(node) | self.ignore
             if in_paren:
                 useful |= {self.indentation.nl}
-            key = (node.state, useful)
+            key = (self._lexer_key(node.state), useful)
             ctx = self._contexts.get(key)
             if ctx is None:
                 order, embedded, unless = self._info(node.state)

@@ -118,8 +118,8 @@ class GrammarMask:
         cap = max(1024, self.trie.n_nodes)
         self._ev_node = np.empty(cap, np.int64)
         self._ev_state = np.empty(cap, np.int64)
+        self._miss_edge = np.empty(4096, np.int64)
         self._miss_state = np.empty(4096, np.int64)
-        self._miss_class = np.empty(4096, np.int64)
         self.stats = {"walks": 0, "hits": 0, "misses": 0}
 
     # ---- character classes -------------------------------------------------------------
@@ -168,23 +168,42 @@ class GrammarMask:
 
     # ---- segment walks -----------------------------------------------------------------
     def _walk(self, lex: _SegmentLexer, sid: int, starts: np.ndarray, emit: bool) -> _Segment:
-        """One Numba walk (rerun until every transition it reads is known), its events
-        grouped by (terminal, merged constraints, newline width)."""
+        """One Numba walk (resumed below missed edges until the automaton it reads is
+        known), its events grouped by (terminal, merged constraints, newline width)."""
         trie = self.trie
         bits = np.zeros(self.words, np.uint32)
+        n_starts = len(starts)
+        nodes, states = starts, np.full(n_starts, sid, np.int64)
+        emits = np.full(n_starts, emit, np.bool_)
+        n = 0
         while True:
             n, n_missing = walk(trie.child_start, trie.child_char, trie.child_node,
                                 trie.tok_start, trie.tok_ids, self.char_class, lex.table,
-                                lex.closable, starts, sid, emit, bits, self._ev_node,
-                                self._ev_state, self._miss_state, self._miss_class)
-            if n < 0:
-                self._ev_node = np.empty(2 * len(self._ev_node), np.int64)
-                self._ev_state = np.empty(2 * len(self._ev_state), np.int64)
-            elif n_missing:
-                lex.fill(self._miss_state[:n_missing], self._miss_class[:n_missing])
-            else:
+                                lex.closable, nodes, states, emits, bits, self._ev_node,
+                                self._ev_state, n, self._miss_edge, self._miss_state)
+            if n < 0 or n_missing < 0:  # arrays too small: again from the start, larger
+                if n < 0:
+                    self._ev_node = np.empty(2 * len(self._ev_node), np.int64)
+                    self._ev_state = np.empty(2 * len(self._ev_state), np.int64)
+                else:
+                    self._miss_edge = np.empty(2 * len(self._miss_edge), np.int64)
+                    self._miss_state = np.empty(2 * len(self._miss_state), np.int64)
+                nodes, states = starts, np.full(n_starts, sid, np.int64)
+                emits = np.full(n_starts, emit, np.bool_)
+                bits[:] = 0
+                n = 0
+                continue
+            if not n_missing:
                 break
-            bits[:] = 0
+            # fill the missed transitions, then resume below the missed edges only
+            edges = self._miss_edge[:n_missing].copy()
+            from_states = self._miss_state[:n_missing].copy()
+            classes = self.char_class[trie.child_char[edges]]
+            lex.fill(from_states, classes)
+            nxt = lex.table[from_states, classes]
+            live = nxt >= 0
+            nodes, states = trie.child_node[edges[live]], nxt[live]
+            emits = np.ones(len(nodes), np.bool_)
         self.stats["walks"] += 1
         groups: list[tuple[int, int, int, np.ndarray]] = []
         if n:
@@ -219,8 +238,8 @@ class GrammarMask:
         got = self._collected.get(key)
         if got is not None:
             return got
-        acc = seg.bits.copy()
         engine = self.engine
+        parts: dict[int, np.ndarray] = {}  # distinct continuation masks, OR-ed once each
         for g, (term, cid, col, nodes) in enumerate(seg.groups):
             emitted = engine.emit(stack, ind, term, col)
             if emitted is None:
@@ -229,12 +248,17 @@ class GrammarMask:
             ctx2 = engine.context_at(node2, ind2)
             if ctx2.init == DEAD:
                 continue
-            lex2 = self._lexer(ctx2)
-            ckey = (g, self._lexer_ids[ctx2])
+            ckey = (g, self._lexer_ids.get(ctx2, -1))
             child = seg.children.get(ckey)
             if child is None:
+                lex2 = self._lexer(ctx2)
+                ckey = (g, self._lexer_ids[ctx2])
                 child = seg.children[ckey] = self._continuation(lex2, ctx2, cid, nodes)
-            np.bitwise_or(acc, self._collect(child, node2, ind2), out=acc)
+            got = child.bits if not child.groups else self._collect(child, node2, ind2)
+            parts[id(got)] = got
+        acc = seg.bits.copy()
+        for got in parts.values():
+            np.bitwise_or(acc, got, out=acc)
         _bounded_put(self._collected, key, acc, self.cache_size)
         return acc
 
