@@ -53,3 +53,32 @@ def test_cli_json(capsys):
     assert {"best", "posterior", "log_ml", "ess_trace", "method", "n_particles", "seconds",
             "tokens_generated"} <= set(out)
     assert out["method"] == "smc" and out["n_particles"] == 3
+
+
+def test_default_dtype_follows_the_hardware_and_the_override(monkeypatch):
+    import torch
+
+    import smc.models as models
+
+    monkeypatch.delenv("SMC_DECODE_DTYPE", raising=False)
+    assert models.default_dtype("cuda:0") == "bfloat16"
+    expected = "bfloat16" if models.cpu_has_bf16() else "float32"
+    assert models.default_dtype("cpu") == expected
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    assert models.default_dtype("cpu") == "float32"
+    monkeypatch.setenv("SMC_DECODE_DTYPE", "float16")
+    assert models.default_dtype("cpu") == "float16"
+
+
+def test_bfloat16_and_float32_agree_on_the_next_token_law(lm):
+    """The default CPU dtype may be bfloat16: its next-token law stays close to float32's."""
+    import numpy as np
+
+    other = "float32" if lm.model.dtype != __import__("torch").float32 else "bfloat16"
+    lm2 = smc.load_model(dtype=other)
+    ids = lm.encode(lm.chat("Write a SQL query that counts the rows of table t."))
+    p = np.exp(lm.start(ids, 1).logprobs[0])
+    q = np.exp(lm2.start(ids, 1).logprobs[0])
+    assert 0.5 * np.abs(p - q).sum() < 0.1  # total variation between the two laws
+    assert int(np.argmax(p)) == int(np.argmax(q))
