@@ -132,8 +132,9 @@ def device_loop(run: Run, pop: Population, prompt_ids: list[int],
     state = lm.start_device(prompt_ids, n)
     out.forward_s += time.perf_counter() - t0
     dev = state.device
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(int(rng.integers(2**63)))
+    gen, gen_resample = torch.Generator(device=dev), torch.Generator(device=dev)
+    gen.manual_seed(int(rng.integers(2**63)))  # token draws
+    gen_resample.manual_seed(int(rng.integers(2**63)))  # its own stream: τ = 0 is exactly IS
     masks = DeviceMasks(lm, run.constraint) if run.masked else None
     resampling = method == "smc"
     log_w = upload(pop.log_w, dev)
@@ -176,7 +177,7 @@ def device_loop(run: Run, pop: Population, prompt_ids: list[int],
         if resampling:
             do = live.any() & (ess < threshold)
             ancestors = dk.resample(log_w, run.resampler,
-                                    dk.draw_randomness(run.resampler, n, gen, dev))
+                                    dk.draw_randomness(run.resampler, n, gen_resample, dev))
             ancestors = torch.where(do, ancestors, identity)
             log_ml = log_ml + torch.where(do, dk.logsumexp(log_w) - math.log(n), 0.0)
             reset = torch.zeros_like(log_w).masked_fill_(log_w[ancestors] == NEG_INF, NEG_INF)
