@@ -332,6 +332,13 @@ class GrammarMask:
         _bounded_put(self._masks, configs, acc, self.cache_size)
         return acc
 
+    def cached_bits(self, text: str) -> np.ndarray | None:
+        """The packed mask after ``text`` if it is already known (a lookup), else None."""
+        configs = self.grammar._configs(text)
+        if not configs:
+            return np.zeros(self.words, np.uint32)
+        return self._masks.get(configs)
+
     def token_ids(self, text: str) -> np.ndarray:
         """Sorted ids of the tokens allowed after ``text`` (EOS included); cached, read-only."""
         bits = self.bits(text)

@@ -24,6 +24,17 @@ changes nothing else).  Simulated event by event, this is: draw v ∝ p over the
   (v, Ẑ) is properly weighted, so ``is``/``smc`` stay exact.  Ẑ ≤ Σᵥ p(v), so its
   variance is finite; where c ≡ 1 (nothing to reject) Ẑ = Zₜ exactly.
 
+Switching to the exact mask.  A boolean constraint with a compiled token mask (a
+``LarkGrammar``) can stop the race at a stopping time J — before the first draw when
+the mask of x is already cached, or after ``switch_after`` rejections — and finish it
+analytically: the first accepted mark (if not drawn yet) is drawn from q over the
+mask, and by memorylessness the remaining k − a acceptances take Gamma(k − a, Zₜ)
+with Zₜ now known, so E[1/Tₖ | draws up to J] is the same integral with k − a extra
+holding times of rate Zₜ.  Marks stay independent of times, so (v, Ẑ) is still
+properly weighted; with J = 0 it is the exact mask (Ẑ = Zₜ).  Rejection-heavy
+contexts (a model that wants text the grammar forbids) thus cost one mask instead
+of thousands of draws, and repeated contexts cost a lookup.
+
 The second phase (after the returned token) mostly re-draws tokens already scored, so it
 costs few extra constraint calls.  Worst case (little allowed mass) every token is scored
 once, without the prefix sharing of the mask's trie walk.  A token is scored on its whole
@@ -129,7 +140,9 @@ class AWRSProposal:
     ``estimate=False`` (``lcd``) stops at the first acceptance, an exact draw from q, and
     returns NaN for the unused weight.  ``n_accept`` = k ≥ 2 acceptances feed the estimate:
     a larger k lowers its variance at the cost of more draws.  ``calls`` counts the
-    constraint evaluations made.
+    constraint evaluations made.  ``switch_after`` (None: never) is the number of
+    rejections after which a constraint with a token mask finishes the race on its
+    exact mask (module doc); ``switches`` counts the races finished that way.
     """
 
     def __init__(
@@ -140,6 +153,7 @@ class AWRSProposal:
         estimate: bool = True,
         n_accept: int = 2,
         cache_size: int = 4096,
+        switch_after: int | None = 16,
     ) -> None:
         if n_accept < 2:
             raise ValueError(f"n_accept must be >= 2 (the estimate needs two acceptances), "
@@ -151,7 +165,35 @@ class AWRSProposal:
         self.n_accept = int(n_accept)
         self.cache_size = cache_size
         self.calls = 0
+        self.switches = 0
+        self.switch_after = switch_after
+        self._masker = None if switch_after is None else False  # False: not looked up yet
         self._cache: dict[tuple[str, bytes], _Context] = {}
+
+    @property
+    def masker(self):
+        """The constraint's compiled token mask (built on first need), or None."""
+        if self._masker is False:
+            self._masker = self.constraint.token_masker(self.lm.vocab_bytes, self.lm.eos_ids)
+        return self._masker
+
+    def _finish_on_mask(self, logprobs: np.ndarray, ids: np.ndarray, first: int, accepted: int,
+                        log_masses: list[float]) -> tuple[int, float]:
+        """Finish the race on the exact mask ``ids`` (module doc, "Switching")."""
+        self.switches += 1
+        scores = logprobs[ids]
+        log_z = float(np.logaddexp.reduce(scores)) if ids.size else NEG_INF
+        if log_z == NEG_INF:
+            return -1, NEG_INF
+        if first < 0:
+            cdf = np.cumsum(np.exp(scores - log_z))
+            k = int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right"))
+            first = int(ids[min(k, ids.size - 1)])
+            if not self.estimate:
+                return first, math.nan
+        rates = np.concatenate([np.asarray(log_masses, np.float64),
+                                np.full(self.n_accept - accepted, log_z)])
+        return first, math.log(self.n_accept - 1) + log_inverse_time(rates)
 
     def _context(self, text: str, held: bytes) -> _Context:
         key = (text, held)
@@ -207,10 +249,18 @@ class AWRSProposal:
         ctx = self._context(text, held)
         if ctx.base == NEG_INF:
             return -1, NEG_INF
+        masker = self.masker if not held else None
+        if masker is not None:
+            bits = masker.cached_bits(text)
+            if bits is not None:  # J = 0: the exact mask, for the price of a lookup
+                return self._finish_on_mask(logprobs, masker.token_ids(text), -1, 0, [])
         pool = _Pool(logprobs, self.rng)
         log_masses: list[float] = []
-        first, accepted = -1, 0
+        first, accepted, rejected = -1, 0, 0
         while accepted < self.n_accept:
+            if masker is not None and rejected >= self.switch_after:
+                return self._finish_on_mask(logprobs, masker.token_ids(text), first, accepted,
+                                            log_masses)
             log_mass = pool.log_mass
             if log_mass == NEG_INF:  # every token ruled out: Zₜ = 0 (only before acceptance)
                 return -1, NEG_INF
@@ -219,6 +269,7 @@ class AWRSProposal:
             log_c = self._log_c(ctx, text, held, v)
             if log_c == NEG_INF:
                 pool.remove(v)
+                rejected += 1
                 continue
             if log_c < 0.0 and self.rng.random() >= math.exp(log_c):
                 continue  # a fractional c: rejected this time, may be accepted later

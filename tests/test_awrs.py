@@ -295,3 +295,66 @@ def test_awrs_on_a_transformer():
                            n_particles=8, max_tokens=8, seed=0)
         assert len(res.particles) == 8 and len(res.ess_trace) >= 1 and res.tokens_generated > 0
         assert all(set(p.text) <= allowed for p in res.particles)
+
+
+# ------------------------------------------------- finishing the race on the exact mask
+
+
+def _grammar_step_setup():
+    """A LarkGrammar (it has a token mask) over STEP_VOCAB, with most mass on dead tokens."""
+    from potentials import LarkGrammar
+
+    lm = random_function_lm(STEP_VOCAB, STEP_EOS, seed=0)
+    g = LarkGrammar('start: WORD?\nWORD: /[abc]+/')
+    logprobs = np.random.default_rng(11).normal(size=len(STEP_VOCAB))
+    for v, tok in enumerate(STEP_VOCAB):
+        if tok in ("x", "xy", "y"):
+            logprobs[v] += 3.0  # the model prefers what the grammar forbids
+    logprobs -= np.logaddexp.reduce(logprobs)
+    pc = np.array([math.exp(lp) if (v == STEP_EOS or set(STEP_VOCAB[v]) <= set("abc")) else 0.0
+                   for v, lp in enumerate(logprobs)])
+    return lm, g, logprobs, pc
+
+
+@pytest.mark.parametrize("switch_after", [0, 1, 2, 3, None])
+def test_switching_to_the_mask_keeps_the_step_properly_weighted(switch_after, monkeypatch):
+    """Stopping the race after j rejections and finishing it on the exact mask (the first
+    mark drawn from q, k − a holding times of rate Zₜ added) keeps E[Ẑ·1{v}] = p(v)·c(v)."""
+    lm, g, logprobs, pc = _grammar_step_setup()
+    z = pc.sum()
+    prop = AWRSProposal(lm, g, np.random.default_rng(5), n_accept=3, switch_after=switch_after)
+    if switch_after is not None:  # a cached mask would short-circuit every race after the first
+        monkeypatch.setattr(prop.masker, "cached_bits", lambda text: None)
+    n = 20000
+    draws = [prop.step(logprobs, "", b"", 0.5) for _ in range(n)]
+    tokens = np.array([v for v, _ in draws])
+    zhat = np.exp([lz for _, lz in draws])
+    assert (pc[tokens] > 0).all()
+    if switch_after is None:
+        assert prop.switches == 0
+    else:
+        assert prop.switches > (n // 2 if switch_after <= 1 else 0)
+    if switch_after == 0:  # J = 0 is the exact mask: Ẑ = Zₜ every time
+        np.testing.assert_allclose(zhat, z, rtol=1e-12)
+    se = zhat.std(ddof=1) / math.sqrt(n)
+    assert abs(zhat.mean() - z) < 4 * se + 1e-12, (zhat.mean(), z, se)
+    counts = np.bincount(tokens, minlength=len(pc))
+    allowed = pc > 0
+    assert stats.chisquare(counts[allowed], n * pc[allowed] / z).pvalue > 1e-3
+    for v in np.flatnonzero(allowed):
+        contrib = np.where(tokens == v, zhat, 0.0)
+        se_v = contrib.std(ddof=1) / math.sqrt(n)
+        assert abs(contrib.mean() - pc[v]) < 4.5 * se_v + 1e-12, (v, contrib.mean(), pc[v])
+
+
+def test_a_cached_mask_makes_the_step_exact_and_skips_the_race():
+    lm, g, logprobs, pc = _grammar_step_setup()
+    prop = AWRSProposal(lm, g, np.random.default_rng(5))
+    prop.masker.bits("")  # the mask of "" is now cached
+    calls = prop.calls
+    draws = [prop.step(logprobs, "", b"", 0.5) for _ in range(4000)]
+    assert prop.switches == 4000 and prop.calls == calls + 1  # one prefix("") for the context
+    np.testing.assert_allclose(np.exp([lz for _, lz in draws]), pc.sum(), rtol=1e-12)
+    counts = np.bincount([v for v, _ in draws], minlength=len(pc))
+    allowed = pc > 0
+    assert stats.chisquare(counts[allowed], 4000 * pc[allowed] / pc.sum()).pvalue > 1e-3
