@@ -62,8 +62,10 @@ def use_device(step: str, lm: LanguageModel, masked: bool, proposal: str) -> boo
 
 
 def fetch(packed: torch.Tensor) -> np.ndarray:
-    """The step's one device-to-host copy (on CUDA, the step's only synchronisation)."""
-    return packed.to("cpu").numpy()
+    """The step's one device-to-host copy (on CUDA, the step's only synchronisation); a
+    ``smc.fetch`` range in a ``torch.profiler`` trace."""
+    with torch.profiler.record_function("smc.fetch"):
+        return packed.to("cpu").numpy()
 
 
 def upload(values: np.ndarray, device: torch.device) -> torch.Tensor:

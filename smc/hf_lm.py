@@ -8,6 +8,7 @@ index (``DynamicCache.reorder_cache``): nothing is recomputed.
 ``start`` returns the host state (float64 NumPy log-probabilities, one N×V copy to the host per
 step); ``start_device`` returns ``_HFDeviceState``, whose log-probabilities stay a float32 tensor
 on the model's device and whose ``select``/``advance`` take device index tensors (no copy back).
+Each model call is a ``smc.forward`` range in a ``torch.profiler`` trace.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def _prompt_forward(lm: HFLanguageModel, prompt_ids: Sequence[int], n: int):
     import torch
 
     ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.profiler.record_function("smc.forward"):
         try:  # only the last position's logits: P×V floats would dwarf the cache
             out = lm.model(input_ids=ids, use_cache=True, logits_to_keep=1)
         except TypeError:
@@ -67,7 +68,7 @@ class _HFState(BatchState):
             return
         self.lm.check_length(self.length + 1)
         ids = torch.as_tensor(tokens, device=self.lm.device).view(-1, 1)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.profiler.record_function("smc.forward"):
             out = self.lm.model(input_ids=ids, past_key_values=self.cache, use_cache=True)
         self.cache = out.past_key_values
         self.length += 1
@@ -101,7 +102,7 @@ class _HFDeviceState(DeviceBatchState):
             self.logprobs = self.logprobs[:0]
             return
         self.lm.check_length(self.length + 1)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.profiler.record_function("smc.forward"):
             out = self.lm.model(input_ids=tokens.view(-1, 1), past_key_values=self.cache,
                                 use_cache=True)
         self.cache = out.past_key_values
