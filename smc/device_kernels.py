@@ -30,11 +30,12 @@ NEG_INF = -math.inf
 
 
 def _snap(positive: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """max{j ≤ idx : positive_j} along the last axis (0 when there is none)."""
+    """max{j ≤ idx : positive_j} along the last axis (the first positive when there is none):
+    with rank_j = #{i ≤ j : positive_i} (an exact integer scan), the rank_idx-th positive."""
     size = positive.shape[-1]
-    ar = torch.arange(size, device=positive.device)
-    prev = torch.where(positive, ar, -1).cummax(dim=-1).values.clamp_(min=0)
-    return prev.gather(-1, idx.clamp(0, size - 1))
+    rank = torch.cumsum(positive, dim=-1, dtype=torch.int32)
+    r = rank.gather(-1, idx.clamp(0, size - 1)).clamp_(min=1)
+    return torch.searchsorted(rank, r).clamp_(max=size - 1)
 
 
 def draw_tokens(scores: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,8 +43,8 @@ def draw_tokens(scores: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, to
     m = scores.amax(dim=1, keepdim=True)
     ok = m > NEG_INF
     shift = torch.where(ok, m, torch.zeros_like(m))
-    e = torch.exp((scores - shift).double())
-    cdf = torch.cumsum(e, dim=1)
+    e = torch.exp(scores - shift)  # in the scores' dtype; the running sums in float64
+    cdf = torch.cumsum(e, dim=1, dtype=torch.float64)
     total = cdf[:, -1:]
     idx = torch.searchsorted(cdf, u.view(-1, 1).double() * total, right=True)
     tokens = _snap(e > 0, idx).view(-1)

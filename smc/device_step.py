@@ -26,6 +26,10 @@ rows (``GrammarMask.bits``); a row holding incomplete UTF-8 bytes gets its bits 
 walk (``MaskedProposal.log_mask``).  Any other constraint uploads dense log c rows (R×V
 float64 per step).  ``proposal="awrs"`` (rejection sampling token by token) runs on the host
 path only; ``use_device`` refuses it for ``step="device"``.
+
+Traces.  ``ess_trace`` and ``log_weight_trace`` are the device values of step 4 (before δ_t),
+read back at the end.  ``timing``: on CUDA the forward only launches, so its wait shows up in
+the next step's "proposal" (which ends with the fetch); "step" is wall time per step.
 """
 
 from __future__ import annotations
@@ -172,10 +176,10 @@ def device_loop(run: Run, pop: Population, prompt_ids: list[int],
             log_w = torch.where(live, NEG_INF, log_w)
             live = torch.zeros_like(live)
         packed = tok
+        w_buf[step - 1] = log_w
         if run.weighted:
             ess = dk.ess(log_w)
             ess_buf[step - 1] = ess
-            w_buf[step - 1] = log_w
         if resampling:
             do = live.any() & (ess < threshold)
             ancestors = dk.resample(log_w, run.resampler,
@@ -245,6 +249,6 @@ def _finish(run: Run, pop: Population, out: Loop, log_w: torch.Tensor, log_ml: t
     out.log_ml = float(host[0])
     pop.log_w = host[1:1 + n] + pop.log_w
     pop.log_w[pop.dead] = NEG_INF
+    out.w_trace = host[1 + n + steps:].reshape(steps, n).tolist()
     if run.weighted:
         out.ess_trace = host[1 + n:1 + n + steps].tolist()
-        out.w_trace = host[1 + n + steps:].reshape(steps, n).tolist()

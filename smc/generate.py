@@ -116,7 +116,7 @@ def generate(
             f"prompt of {len(prompt_ids)} tokens + max_tokens={max_tokens} exceeds the model's "
             f"context of {lm.max_context} tokens"
         )
-    check_fits(lm, n, len(prompt_ids), max_tokens)  # before the KV cache is allocated
+    check_fits(lm, n, len(prompt_ids), max_tokens, on_device)  # before the KV cache exists
 
     w0, c0 = 0.0, 0.0
     if method in ("is", "smc"):

@@ -3,8 +3,9 @@
 A run of N particles over a prompt of P tokens and ``max_tokens`` T holds, on the model's
 device, a KV cache of N·(P+T)·b bytes, b = 2 (keys and values) · layers · kv_heads ·
 head_dim · bytes per element, plus per row the step's logits and log-probabilities (2·V
-floats) and the host copy of the log-probabilities (V float64).  ``generate`` refuses a
-particle count whose estimate exceeds the memory the device reports free.
+floats) and the host copy of the log-probabilities (V float64), or for the device step (no host
+copy) its sampling scratch.  ``generate`` refuses a particle count whose estimate exceeds the
+memory the device reports free.
 """
 
 from __future__ import annotations
@@ -66,9 +67,16 @@ def device_free_bytes(device) -> int | None:
     return None
 
 
-def estimate(lm, n: int, prompt_len: int, max_tokens: int) -> MemoryEstimate | None:
+# bytes per vocabulary entry per row of the device step's sampling scratch (smc.device_step):
+# masked scores (float32), exp (float32), running sums (float64), rank (int32), positive (bool)
+DEVICE_STEP_SCRATCH = 4 + 4 + 8 + 4 + 1
+
+
+def estimate(lm, n: int, prompt_len: int, max_tokens: int,
+             device_step: bool = False) -> MemoryEstimate | None:
     """The memory a run of ``n`` particles needs on ``lm`` (None for models without a
-    KV cache, e.g. ``FunctionLM``)."""
+    KV cache, e.g. ``FunctionLM``).  ``device_step``: the device-resident step, which keeps
+    no host copy of the log-probabilities but needs sampling scratch on the device."""
     model = getattr(lm, "model", None)
     if model is None or not hasattr(model, "config"):
         return None
@@ -76,7 +84,8 @@ def estimate(lm, n: int, prompt_len: int, max_tokens: int) -> MemoryEstimate | N
     per_token = kv_bytes_per_token(model.config, param.element_size())
     vocab = lm.vocab_size
     per_row_device = per_token * (prompt_len + max_tokens) + 2 * vocab * 4
-    host_logprobs = n * vocab * 8
+    per_row_device += DEVICE_STEP_SCRATCH * vocab if device_step else 0
+    host_logprobs = 0 if device_step else n * vocab * 8
     on_cuda = str(lm.device).startswith("cuda")
     device_bytes = n * per_row_device
     host_bytes = host_logprobs + (0 if on_cuda else device_bytes)
@@ -84,12 +93,13 @@ def estimate(lm, n: int, prompt_len: int, max_tokens: int) -> MemoryEstimate | N
                           device_free_bytes(lm.device), host_free_bytes())
 
 
-def check_fits(lm, n: int, prompt_len: int, max_tokens: int) -> MemoryEstimate | None:
+def check_fits(lm, n: int, prompt_len: int, max_tokens: int,
+               device_step: bool = False) -> MemoryEstimate | None:
     """Raise ``InsufficientMemoryError`` (naming the largest count that fits) when ``n``
     particles would not fit; ``SMC_DECODE_NO_MEMORY_CHECK=1`` switches the check off."""
     if os.environ.get("SMC_DECODE_NO_MEMORY_CHECK") == "1":
         return None
-    est = estimate(lm, n, prompt_len, max_tokens)
+    est = estimate(lm, n, prompt_len, max_tokens, device_step)
     if est is None or est.fits():
         return est
     per_device = est.device_bytes // n
