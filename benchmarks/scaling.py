@@ -138,7 +138,8 @@ def run_smc(lm, n: int, tokens: int, constraint: str, step: str):
 def time_smc(lm, n: int, steps: int, constraint: str, step: str = "auto") -> list[float]:
     """Seconds per ``smc.generate`` step: the first (warm-up) and the last (it runs no forward)
     steps dropped."""
-    return run_smc(lm, n, steps + 2, constraint, step).timing["step"][1:-1]
+    got = run_smc(lm, n, steps + 2, constraint, step).timing["step"][1:-1]
+    return got or [float("nan")]  # every particle finished or died within two steps
 
 
 WATCH = ("smc.fetch", "aten::item", "aten::_local_scalar_dense", "aten::_to_copy",
