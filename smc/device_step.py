@@ -170,8 +170,8 @@ def device_loop(run: Run, pop: Population, prompt_ids: list[int],
         if method not in ("is", "smc"):
             log_z = torch.where(tok < 0, NEG_INF, torch.zeros_like(log_z))
         log_w = log_w.index_add(0, rows_dev, log_z)
-        live = torch.zeros(n, dtype=torch.bool, device=dev)
-        live[rows_dev] = (tok >= 0) & ~(tok.view(-1, 1) == eos).any(dim=1)
+        going = (tok >= 0) & ~(tok.view(-1, 1) == eos).any(dim=1)
+        live = torch.zeros(n, dtype=torch.bool, device=dev).scatter(0, rows_dev, going)
         if step == run.max_tokens:  # unfinished particles die
             log_w = torch.where(live, NEG_INF, log_w)
             live = torch.zeros_like(live)
@@ -186,7 +186,8 @@ def device_loop(run: Run, pop: Population, prompt_ids: list[int],
                                     dk.draw_randomness(run.resampler, n, gen_resample, dev))
             ancestors = torch.where(do, ancestors, identity)
             log_ml = log_ml + torch.where(do, dk.logsumexp(log_w) - math.log(n), 0.0)
-            reset = torch.zeros_like(log_w).masked_fill_(log_w[ancestors] == NEG_INF, NEG_INF)
+            dead = log_w.index_select(0, ancestors) == NEG_INF
+            reset = torch.zeros_like(log_w).masked_fill_(dead, NEG_INF)
             log_w = torch.where(do, reset, log_w)
             packed = torch.cat([do.to(torch.int64).view(1), ancestors, tok])
         host = fetch(packed)
@@ -228,7 +229,7 @@ def device_loop(run: Run, pop: Population, prompt_ids: list[int],
             index = upload(np.concatenate([np.asarray(keep, np.int64), pop.rows]), dev)
             keep_dev, rows_dev = index[: len(keep)], index[len(keep):]
             state.select(keep_dev)
-            tok = tok[keep_dev]
+            tok = tok.index_select(0, keep_dev)
         t0 = time.perf_counter()
         state.advance(tok)
         out.forward_s += time.perf_counter() - t0

@@ -379,11 +379,12 @@ def test_no_cuda_sync_outside_the_copy():  # pragma: no cover - GPU only
 
     def quiet(fn):
         def call(*args):
+            mode = torch.cuda.get_sync_debug_mode()
             torch.cuda.set_sync_debug_mode(0)
             try:
                 return fn(*args)
             finally:
-                torch.cuda.set_sync_debug_mode(1)
+                torch.cuda.set_sync_debug_mode(mode)
 
         return call
 
