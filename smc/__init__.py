@@ -6,7 +6,7 @@
 """
 
 from smc import domains
-from smc.generate import METHODS, PROPOSALS, RESAMPLERS, generate
+from smc.generate import METHODS, PROPOSALS, RESAMPLERS, STEPS, generate
 from smc.hf_lm import HFLanguageModel
 from smc.lm import BatchState, FunctionLM, LanguageModel
 from smc.models import load_model
@@ -16,6 +16,7 @@ __all__ = [
     "METHODS",
     "PROPOSALS",
     "RESAMPLERS",
+    "STEPS",
     "BatchState",
     "FunctionLM",
     "HFLanguageModel",

@@ -326,24 +326,36 @@ def arithmetic():
     """)
 
 
-@pytest.mark.parametrize("method", ["smc", "is", "lcd", "direct", "rerank"])
-def test_one_device_to_host_copy_per_step(monkeypatch, method):
+def digits():
+    """A constraint without a token_masker: dense log c rows."""
+    ok = set("0123456789+ ")
+    return FunctionPotential(lambda t: 0.0 if set(t) <= ok else float("-inf"),
+                             lambda t: 0.0 if t and set(t) <= ok else float("-inf"), name="Digits")
+
+
+@pytest.mark.parametrize("method, kind, seed", [
+    ("smc", "lark", 1), ("smc", "dense", 3), ("is", "lark", 1), ("is", "dense", 3),
+    ("lcd", "lark", 1), ("direct", "lark", 0), ("rerank", "dense", 0),
+])
+def test_one_device_to_host_copy_per_step(monkeypatch, method, kind, seed):
     from tests.tiny_hf import tiny_lm
 
     lm = tiny_lm()
     critic = FunctionPotential(lambda t: -0.05 * len(t), lambda t: 0.0, name="Short")
+    constraint = arithmetic() if kind == "lark" else digits()
     counter = SyncCounter(monkeypatch)
-    res = smc.generate(lm, "1 + 2 =", constraint=arithmetic(), critic=critic, method=method,
-                       n_particles=8, max_tokens=12, seed=0, ess_threshold=1.0, step="device")
-    assert counter.fetches == res.steps >= 2
+    res = smc.generate(lm, "1 + 2 =", constraint=constraint, critic=critic, method=method,
+                       n_particles=16, max_tokens=12, seed=seed, ess_threshold=1.0,
+                       step="device")
+    assert counter.fetches == res.steps >= 5
     assert counter.ours == [], counter.ours
     # the model's forward (transformers) reads nothing back either: only same-device .to()
     assert all(w.startswith("to(cpu)") for w in counter.elsewhere), counter.elsewhere
     if method == "smc":
         assert res.resampled_at  # the resampling branch ran (τ = 1)
-    if method in ("smc", "is", "lcd"):  # the grammar held on the device path
-        g = arithmetic()
-        assert all(g.prefix(p.text) == 0.0 for p in res.particles if p.death is None)
+    if method in ("smc", "is", "lcd"):  # the constraint held on the device path
+        check = arithmetic() if kind == "lark" else digits()
+        assert all(check.prefix(p.text) == 0.0 for p in res.particles if p.death is None)
 
 
 def test_device_state_matches_host_state_through_select_and_advance():
