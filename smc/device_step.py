@@ -18,8 +18,10 @@ on CUDA: no round trip.  At the end one more copy reads back l, log Ẑ and the 
 
 Exactness.  δ_t — the critic's twist prefix(x′) − prefix(x), the EOS ``complete`` weights and
 the deaths the host finds — needs the tokens on the host, so it enters the weights at the start
-of step t + 1, after step t's resampling decision.  The intermediate targets shift by one step;
-the final weights, Ẑ's unbiasedness and the law of the outputs are those of the host path.
+of step t + 1, after step t's resampling decision (a child inherits its ancestor's δ).  The
+intermediate targets shift by one step; the product of increments still telescopes to
+p(x)Φ(x)/q(x), so Ẑ stays unbiased and the weighted outputs converge to π, as on the host path
+(without resampling — is, rerank — the final weights are the host path's exactly).
 
 Masks.  A boolean constraint with a ``token_masker`` (a ``LarkGrammar``) gives packed uint32
 rows (``GrammarMask.bits``); a row holding incomplete UTF-8 bytes gets its bits from the trie
