@@ -76,3 +76,78 @@ def walk(child_start, child_char, child_node, tok_start, tok_ids, char_class, ta
                     stack_state[top] = nxt
                     top += 1
     return n_events, n_missing
+
+
+@njit(cache=True, nogil=True)
+def event_states(ev_state, n, n_states):  # pragma: no cover - jit
+    """The distinct lexer states among the first ``n`` events, ascending."""
+    seen = np.zeros(n_states, np.bool_)
+    count = 0
+    for i in range(n):
+        s = ev_state[i]
+        if not seen[s]:
+            seen[s] = True
+            count += 1
+    out = np.empty(count, np.int64)
+    k = 0
+    for s in range(n_states):
+        if seen[s]:
+            out[k] = s
+            k += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def group_events(ev_node, ev_state, n, key_start, key_ids, n_keys, marks):  # pragma: no cover
+    """Nodes of the events by group key: group g's distinct nodes, ascending, are
+    ``nodes[offsets[g]:offsets[g + 1]]``.
+
+    An event in lexer state s belongs to every key ``key_ids[key_start[s]:key_start[s+1]]``.
+    ``marks`` (one zero byte per trie node) is scratch and is left all zero.  Small groups
+    are sorted; large ones are read back in order from ``marks``, O(node range).
+    """
+    counts = np.zeros(n_keys + 1, np.int64)
+    for i in range(n):
+        s = ev_state[i]
+        for j in range(key_start[s], key_start[s + 1]):
+            counts[key_ids[j] + 1] += 1
+    starts = np.cumsum(counts)
+    buf = np.empty(starts[n_keys], np.int64)
+    pos = starts[:n_keys].copy()
+    for i in range(n):
+        s = ev_state[i]
+        for j in range(key_start[s], key_start[s + 1]):
+            g = key_ids[j]
+            buf[pos[g]] = ev_node[i]
+            pos[g] += 1
+    nodes = np.empty(starts[n_keys], np.int64)
+    offsets = np.zeros(n_keys + 1, np.int64)
+    w = 0
+    for g in range(n_keys):
+        lo, hi = starts[g], starts[g + 1]
+        m = hi - lo
+        if m * 16 < marks.shape[0] // 64:
+            part = np.sort(buf[lo:hi])
+            prev = -1
+            for x in part:
+                if x != prev:
+                    nodes[w] = x
+                    w += 1
+                    prev = x
+        else:
+            first = marks.shape[0]
+            last = -1
+            for k in range(lo, hi):
+                x = buf[k]
+                marks[x] = 1
+                if x < first:
+                    first = x
+                if x > last:
+                    last = x
+            for x in range(first, last + 1):
+                if marks[x]:
+                    marks[x] = 0
+                    nodes[w] = x
+                    w += 1
+        offsets[g + 1] = w
+    return nodes[:w], offsets

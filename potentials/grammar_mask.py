@@ -25,7 +25,7 @@ import numpy as np
 from potentials._lark_lexer import LexContext
 from potentials._lark_parser import Config, StackNode
 from potentials._lark_regex import DEAD
-from potentials._mask_walk import DEAD_STATE, UNKNOWN, walk
+from potentials._mask_walk import DEAD_STATE, UNKNOWN, event_states, group_events, walk
 from potentials.vocab_trie import VocabTrie, vocab_trie
 
 
@@ -119,6 +119,7 @@ class GrammarMask:
         self._ev_node = np.empty(cap, np.int64)
         self._ev_state = np.empty(cap, np.int64)
         self._miss_edge = np.empty(4096, np.int64)
+        self._marks = np.zeros(self.trie.n_nodes, np.uint8)  # scratch of group_events
         self._miss_state = np.empty(4096, np.int64)
         self.stats = {"walks": 0, "hits": 0, "misses": 0}
 
@@ -207,22 +208,24 @@ class GrammarMask:
         self.stats["walks"] += 1
         groups: list[tuple[int, int, int, np.ndarray]] = []
         if n:
-            ev_node, ev_state = self._ev_node[:n], self._ev_state[:n]
-            order = np.argsort(ev_state, kind="stable")
-            states, first = np.unique(ev_state[order], return_index=True)
-            bounds = [*first.tolist(), n]
-            by_key: dict[tuple[int, int, int], list[np.ndarray]] = {}
             merge = self.constraints.merge
             nl = self.engine.indentation.nl if self._indenting else -1
-            for k, s in enumerate(states.tolist()):
-                nodes = ev_node[order[bounds[k]:bounds[k + 1]]]
+            states = event_states(self._ev_state, n, len(lex.pairs))
+            key_index: dict[tuple[int, int, int], int] = {}
+            key_start = np.zeros(len(lex.pairs) + 1, np.int64)
+            key_ids: list[int] = []
+            for s in states.tolist():
                 lid, cid, col = lex.pairs[s]
                 for term, extra in lex.ctx.closes(lid):
                     key = (term, merge(cid, extra), col if term == nl else -1)
-                    by_key.setdefault(key, []).append(nodes)
-            for (term, cid, col), parts in by_key.items():
-                nodes = np.unique(parts[0] if len(parts) == 1 else np.concatenate(parts))
-                groups.append((term, cid, col, np.ascontiguousarray(nodes)))
+                    key_ids.append(key_index.setdefault(key, len(key_index)))
+                key_start[s + 1] = len(key_ids)
+            np.maximum.accumulate(key_start, out=key_start)
+            nodes, offsets = group_events(self._ev_node, self._ev_state, n, key_start,
+                                          np.asarray(key_ids, np.int64), len(key_index),
+                                          self._marks)
+            for (term, cid, col), g in key_index.items():
+                groups.append((term, cid, col, nodes[offsets[g]:offsets[g + 1]].copy()))
         return _Segment(bits, groups)
 
     def _collect(self, seg: _Segment, stack: StackNode, ind: int) -> np.ndarray:

@@ -208,3 +208,33 @@ def test_smc_with_compiled_grammar_mask_converges_to_pi(method):
     n_done = sum(p.finished for p in lcd_run.particles)
     assert n_done > 1000
     assert tv(lcd_run.posterior, lcd) < 1.5 * tv_noise(lcd, n_done)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 400), st.sampled_from([50, 5000, 200000]))
+def test_group_events_equals_a_set_reference(seed, n_events, n_nodes):
+    """Events (node, lexer state) grouped by key: distinct nodes, ascending, per key —
+    both the sorting branch (small groups) and the marks branch (large ones)."""
+    from potentials._mask_walk import event_states, group_events
+
+    rng = np.random.default_rng(seed)
+    n_states = int(rng.integers(1, 12))
+    ev_node = rng.integers(0, n_nodes, n_events + 3).astype(np.int64)  # + unused slack
+    ev_state = rng.integers(0, n_states, n_events + 3).astype(np.int64)
+    n_keys = int(rng.integers(1, 6))
+    keys_of = {s: sorted(set(rng.integers(0, n_keys, rng.integers(0, 3)).tolist()))
+               for s in range(n_states)}
+    present = event_states(ev_state, n_events, n_states)
+    assert present.tolist() == sorted(set(ev_state[:n_events].tolist()))
+    key_start = np.zeros(n_states + 1, np.int64)
+    key_ids: list[int] = []
+    for s in range(n_states):
+        key_ids += keys_of[s]
+        key_start[s + 1] = len(key_ids)
+    marks = np.zeros(n_nodes, np.uint8)
+    nodes, offsets = group_events(ev_node, ev_state, n_events, key_start,
+                                  np.asarray(key_ids, np.int64), n_keys, marks)
+    assert not marks.any()
+    for g in range(n_keys):
+        want = sorted({int(ev_node[i]) for i in range(n_events) if g in keys_of[int(ev_state[i])]})
+        assert nodes[offsets[g]:offsets[g + 1]].tolist() == want
