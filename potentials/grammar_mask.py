@@ -18,6 +18,7 @@ Bits: word k bit j of a mask stands for token 32k + j (the xgrammar/llguidance l
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -108,9 +109,10 @@ class GrammarMask:
         self._lexer_ids: dict[LexContext, int] = {}
         self._roots: dict[tuple[int, int], _Segment] = {}
         self._segments: dict[tuple[int, int, bytes], _Segment] = {}
-        self._masks: dict[frozenset[Config], np.ndarray] = {}
-        self._collected: dict[tuple[_Segment, StackNode, int], np.ndarray] = {}
-        self._ids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._masks: OrderedDict[frozenset[Config], np.ndarray] = OrderedDict()
+        self._collected: OrderedDict[tuple[_Segment, StackNode, int], np.ndarray] = \
+            OrderedDict()
+        self._ids: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._end: dict[tuple[StackNode, int], bool] = {}
         self._indenting = self.engine.indentation is not None
         self._col0 = 0 if self._indenting else -1
@@ -357,10 +359,10 @@ class GrammarMask:
         return unpack(self.bits(text), self.vocab_size)
 
 
-def _bounded_put(cache: dict, key, value, size: int) -> None:
+def _bounded_put(cache: OrderedDict, key, value, size: int) -> None:
     """Insert, evicting the oldest entry when full (O(1): no latency spike from a clear)."""
     if len(cache) >= size:
-        del cache[next(iter(cache))]
+        cache.popitem(last=False)
     cache[key] = value
 
 

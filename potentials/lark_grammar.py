@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -223,8 +224,10 @@ class LarkGrammar(Potential):
                                     indenter=self._lark.options.postlex)
         _check_language_not_empty(self._lark, self._engine, start, grammar_text)
         self._initial = self._engine.initial()
-        self._cache: dict[str, frozenset[Config]] = {}
-        self._complete_cache: dict[str, float] = {}
+        # LRU caches: OrderedDict evicts its oldest entry in O(1); a dict's
+        # del d[next(iter(d))] rescans the deleted slots at its front (~8 µs at 100k)
+        self._cache: OrderedDict[str, frozenset[Config]] = OrderedDict()
+        self._complete_cache: OrderedDict[str, float] = OrderedDict()
 
     @property
     def exact_lexing(self) -> bool:
@@ -241,7 +244,7 @@ class LarkGrammar(Potential):
         cache = self._cache
         cache[key] = value
         if len(cache) > self.cache_size:
-            del cache[next(iter(cache))]
+            cache.popitem(last=False)
 
     def _lookup_base(self, text: str) -> tuple[int, frozenset[Config]]:
         """The longest cached proper prefix of ``text`` (its length and configurations)."""
@@ -250,7 +253,7 @@ class LarkGrammar(Potential):
             key = text[:cut]
             got = cache.get(key)
             if got is not None:
-                cache[key] = cache.pop(key)  # keep hot bases from eviction
+                cache.move_to_end(key)  # keep hot bases from eviction
                 return cut, got
         for cut in range((min(n - 33, n - 1)) // self._STRIDE * self._STRIDE, 0, -self._STRIDE):
             got = cache.get(text[:cut])
@@ -311,7 +314,7 @@ class LarkGrammar(Potential):
             cache = self._complete_cache
             cache[text] = got
             if len(cache) > self.cache_size:
-                del cache[next(iter(cache))]
+                cache.popitem(last=False)
         return got
 
     def token_masker(self, vocab_bytes, eos_ids):

@@ -24,13 +24,15 @@ changes nothing else).  Simulated event by event, this is: draw v ∝ p over the
   (v, Ẑ) is properly weighted, so ``is``/``smc`` stay exact.  Ẑ ≤ Σᵥ p(v), so its
   variance is finite; where c ≡ 1 (nothing to reject) Ẑ = Zₜ exactly.
 
-Switching to the exact mask.  A boolean constraint with a compiled token mask (a
-``LarkGrammar``) can stop the race at a stopping time J — before the first draw when
-the mask of x is already cached, or after ``switch_after`` rejections — and finish it
-analytically: the first accepted mark (if not drawn yet) is drawn from q over the
-mask, and by memorylessness the remaining k − a acceptances take Gamma(k − a, Zₜ)
-with Zₜ now known, so E[1/Tₖ | draws up to J] is the same integral with k − a extra
-holding times of rate Zₜ.  Marks stay independent of times, so (v, Ẑ) is still
+Switching to the exact mask.  The race may stop at a stopping time J and finish
+analytically once c is known for every token: the first accepted mark (if not drawn
+yet) is drawn from q, and by memorylessness the remaining k − a acceptances take
+Gamma(k − a, Zₜ) with Zₜ = Σᵥ p(v)·c(v) now known, so E[1/Tₖ | draws up to J] is the
+same integral with k − a extra holding times of rate Zₜ.  J = 0 when the constraint's
+compiled token mask (a ``LarkGrammar``) already holds the mask of x; otherwise J is
+the ``switch_after``-th rejection, and c comes from that mask, or — inside a held-back
+UTF-8 character, where only continuation bytes can survive — from a walk of the byte
+trie below the held bytes.  Marks stay independent of times, so (v, Ẑ) is still
 properly weighted; with J = 0 it is the exact mask (Ẑ = Zₜ).  Rejection-heavy
 contexts (a model that wants text the grammar forbids) thus cost one mask instead
 of thousands of draws, and repeated contexts cost a lookup.
@@ -177,16 +179,33 @@ class AWRSProposal:
             self._masker = self.constraint.token_masker(self.lm.vocab_bytes, self.lm.eos_ids)
         return self._masker
 
-    def _finish_on_mask(self, logprobs: np.ndarray, ids: np.ndarray, first: int, accepted: int,
+    def _exact_mask(self, text: str, held: bytes, base: float):
+        """(ids, log c) of every token with c(v | x) > 0, or None where that is not cheap."""
+        if not held:
+            masker = self.masker
+            if masker is None:
+                return None
+            ids = masker.token_ids(text)
+            return ids, np.zeros(ids.size)
+        from smc.proposal import _byte_trie
+
+        ids, vals = _byte_trie(self.lm).walk(self.constraint, text, held)  # EOS: never
+        self.calls += ids.size
+        return ids, vals - base
+
+    def _finish_on_mask(self, logprobs: np.ndarray, mask, first: int, accepted: int,
                         log_masses: list[float]) -> tuple[int, float]:
-        """Finish the race on the exact mask ``ids`` (module doc, "Switching")."""
+        """Finish the race on the exact mask (ids, log c) (module doc, "Switching")."""
         self.switches += 1
-        scores = logprobs[ids]
-        log_z = float(np.logaddexp.reduce(scores)) if ids.size else NEG_INF
-        if log_z == NEG_INF:
+        ids, log_c = mask
+        scores = logprobs[ids] + log_c
+        top = float(scores.max()) if ids.size else NEG_INF
+        if top == NEG_INF:
             return -1, NEG_INF
+        weights = np.exp(scores - top)
+        cdf = np.cumsum(weights)
+        log_z = top + math.log(float(cdf[-1]))
         if first < 0:
-            cdf = np.cumsum(np.exp(scores - log_z))
             k = int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right"))
             first = int(ids[min(k, ids.size - 1)])
             if not self.estimate:
@@ -250,17 +269,18 @@ class AWRSProposal:
         if ctx.base == NEG_INF:
             return -1, NEG_INF
         masker = self.masker if not held else None
-        if masker is not None:
-            bits = masker.cached_bits(text)
-            if bits is not None:  # J = 0: the exact mask, for the price of a lookup
-                return self._finish_on_mask(logprobs, masker.token_ids(text), -1, 0, [])
+        if masker is not None and masker.cached_bits(text) is not None:
+            # J = 0: the exact mask, for the price of a lookup
+            return self._finish_on_mask(logprobs, self._exact_mask(text, held, ctx.base), -1,
+                                        0, [])
+        switch = self.switch_after is not None and (masker is not None or held)
         pool = _Pool(logprobs, self.rng)
         log_masses: list[float] = []
         first, accepted, rejected = -1, 0, 0
         while accepted < self.n_accept:
-            if masker is not None and rejected >= self.switch_after:
-                return self._finish_on_mask(logprobs, masker.token_ids(text), first, accepted,
-                                            log_masses)
+            if switch and rejected >= self.switch_after:
+                return self._finish_on_mask(logprobs, self._exact_mask(text, held, ctx.base),
+                                            first, accepted, log_masses)
             log_mass = pool.log_mass
             if log_mass == NEG_INF:  # every token ruled out: Zₜ = 0 (only before acceptance)
                 return -1, NEG_INF

@@ -358,3 +358,34 @@ def test_a_cached_mask_makes_the_step_exact_and_skips_the_race():
     counts = np.bincount([v for v, _ in draws], minlength=len(pc))
     allowed = pc > 0
     assert stats.chisquare(counts[allowed], 4000 * pc[allowed] / pc.sum()).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("switch_after", [0, 1, 2])
+def test_switching_inside_a_held_character_keeps_the_step_properly_weighted(switch_after):
+    """Inside a held-back UTF-8 character c comes from the byte-trie walk below the held
+    bytes; finishing the race there is still properly weighted."""
+    vocab = [b"\xa9", b"\xa8", b"\xc3", b"a", b"\xa9a", b"b", b"\xa9b", b"<eos>"]
+    lm = smc.FunctionLM(vocab, len(vocab) - 1, lambda ids: np.full(len(vocab), -2.0))
+    allowed = set("éa")
+    pot = FunctionPotential(lambda t: 0.0 if set(t) <= allowed else NEG_INF)
+    logprobs = np.log(np.array([0.05, 0.3, 0.2, 0.2, 0.05, 0.1, 0.05, 0.05]))
+    reference = AWRSProposal(lm, pot, np.random.default_rng(0), switch_after=None)
+    ctx = reference._context("a", b"\xc3")
+    pc = np.array([math.exp(lp + reference._log_c(ctx, "a", b"\xc3", v))
+                   for v, lp in enumerate(logprobs)])
+    assert pc[0] > 0 and pc[4] > 0 and pc[1] == pc[6] == pc[7] == 0  # é, éa; not è, éb, EOS
+    z = pc.sum()
+    prop = AWRSProposal(lm, pot, np.random.default_rng(9), n_accept=2,
+                        switch_after=switch_after)
+    n = 20000
+    draws = [prop.step(logprobs, "a", b"\xc3", 0.5) for _ in range(n)]
+    assert prop.switches > (n // 2 if switch_after == 0 else 0)
+    tokens = np.array([v for v, _ in draws])
+    zhat = np.exp([lz for _, lz in draws])
+    assert (pc[tokens] > 0).all()
+    if switch_after == 0:
+        np.testing.assert_allclose(zhat, z, rtol=1e-12)
+    for v in np.flatnonzero(pc > 0):
+        contrib = np.where(tokens == v, zhat, 0.0)
+        se_v = contrib.std(ddof=1) / math.sqrt(n)
+        assert abs(contrib.mean() - pc[v]) < 4.5 * se_v + 1e-12, (v, contrib.mean(), pc[v])
