@@ -28,19 +28,29 @@ Config = tuple["StackNode", int, int, int, int]
 
 
 class StackNode:
-    """One LALR stack: ``state`` on top of ``parent``; children are interned."""
+    """One LALR stack: ``state`` on top of ``parent``; children are interned.
 
-    __slots__ = ("state", "parent", "kids", "fed", "ctx", "ctx_paren", "shifts")
+    Memoised answers about a stack (``fed``, ``shifts``, ``ctx``) also record the
+    lowest ``height`` (root = 0) whose state they read: any stack with the same
+    states down to that height gets the same answer (see ``GrammarMask``).
+    """
+
+    __slots__ = ("state", "parent", "height", "kids", "fed", "ctx", "ctx_paren", "ctx_low",
+                 "shifts")
 
     def __init__(self, state: int, parent: StackNode | None) -> None:
         self.state = state
         self.parent = parent
+        self.height = 0 if parent is None else parent.height + 1
         self.kids: dict[int, StackNode] = {}
-        self.fed: dict[int, StackNode | None] = {}
+        # terminal -> (stack after feeding it or None, lowest height read)
+        self.fed: dict[int, tuple[StackNode | None, int]] = {}
         self.ctx: LexContext | None = None
         self.ctx_paren: LexContext | None = None  # inside brackets (indenting grammars)
-        # accepted terminals of virtual stacks: this node + the states pushed above it
-        self.shifts: dict[tuple[int, ...], frozenset[int]] = {}
+        self.ctx_low = 0  # lowest height ``ctx`` read
+        # accepted terminals of virtual stacks (this node + the states pushed above it),
+        # with the lowest height read
+        self.shifts: dict[tuple[int, ...], tuple[frozenset[int], int]] = {}
 
     def states(self) -> list[int]:
         """The stack bottom-to-top (for tests and debugging)."""
@@ -108,11 +118,20 @@ class ParserEngine:
 
     def feed(self, node: StackNode, term: int) -> StackNode | None:
         """The stack after shifting terminal ``term`` (with its reductions), or None."""
-        fed = node.fed
-        if term in fed:
-            return fed[term]
+        got = node.fed.get(term)
+        if got is not None:
+            return got[0]
+        return self._feed(node, term)[0]
+
+    def feed_low(self, node: StackNode, term: int) -> tuple[StackNode | None, int]:
+        """``feed`` and the lowest stack height it read."""
+        got = node.fed.get(term)
+        return got if got is not None else self._feed(node, term)
+
+    def _feed(self, node: StackNode, term: int) -> tuple[StackNode | None, int]:
         name, table, cur = self.names[term], self._table, node
         out: StackNode | None = None
+        low = node.height
         while True:
             action = table[cur.state].get(name)
             if action is None:
@@ -123,9 +142,11 @@ class ParserEngine:
                 break
             for _ in range(len(arg.expansion)):
                 cur = cur.parent
+            if cur.height < low:
+                low = cur.height
             cur = self._push(cur, table[cur.state][arg.origin.name][1])
-        fed[term] = out
-        return out
+        node.fed[term] = got = (out, low)
+        return got
 
     def _actions(self, state: int) -> tuple[frozenset[int], list[tuple[int, str, frozenset[int]]]]:
         """State ``state``'s terminals that shift, and its reductions as (length, goto
@@ -158,14 +179,15 @@ class ParserEngine:
         it, nothing interned) whose accepted sets are memoised on the base node, so a
         reduction that pops into an ancestor reuses what its siblings computed there.
         """
-        return self._accepts(node, ())
+        return self._accepts(node, ())[0]
 
-    def _accepts(self, base: StackNode, above: tuple[int, ...]) -> frozenset[int]:
+    def _accepts(self, base: StackNode, above: tuple[int, ...]) -> tuple[frozenset[int], int]:
+        """(accepted terminals, lowest height read) of the virtual stack base + above."""
         got = base.shifts.get(above)
         if got is not None:
             return got
         shifts, reductions = self._actions(above[-1] if above else base.state)
-        out = shifts
+        out, low = shifts, base.height
         for k, origin, terms in reductions:
             drop = min(k, len(above))
             rest = above[: len(above) - drop]
@@ -173,11 +195,14 @@ class ParserEngine:
             for _ in range(k - drop):
                 root = root.parent
             goto = self._table[rest[-1] if rest else root.state][origin][1]
-            ok = terms & self._accepts(root, (*rest, goto))
+            ok, low2 = self._accepts(root, (*rest, goto))
+            if low2 < low:
+                low = low2
+            ok = terms & ok
             if ok:
                 out = out | ok
-        base.shifts[above] = out
-        return out
+        base.shifts[above] = got = (out, low)
+        return got
 
     # ---- lexer -----------------------------------------------------------------------
     def _info(self, state: int) -> tuple[list[int], list[int], dict[int, list[int]]]:
@@ -216,7 +241,8 @@ class ParserEngine:
         """
         ctx = node.ctx_paren if in_paren else node.ctx
         if ctx is None:
-            useful = self.accepts(node) | self.ignore
+            accepted, node.ctx_low = self._accepts(node, ())
+            useful = accepted | self.ignore
             if in_paren:
                 useful |= {self.indentation.nl}
             key = (self._lexer_key(node.state), useful)

@@ -238,3 +238,17 @@ def test_group_events_equals_a_set_reference(seed, n_events, n_nodes):
     for g in range(n_keys):
         want = sorted({int(ev_node[i]) for i in range(n_events) if g in keys_of[int(ev_state[i])]})
         assert nodes[offsets[g]:offsets[g + 1]].tolist() == want
+
+
+def test_compiling_a_mask_freezes_the_long_lived_heap(monkeypatch):
+    import gc
+
+    import potentials.grammar_mask as gm
+
+    gc.unfreeze()
+    monkeypatch.setenv("SMC_DECODE_NO_GC_FREEZE", "1")
+    gm.freeze_long_lived_heap()
+    assert gc.get_freeze_count() == 0
+    monkeypatch.delenv("SMC_DECODE_NO_GC_FREEZE")
+    gm.freeze_long_lived_heap()
+    assert gc.get_freeze_count() > 1000  # pytest, numpy, lark ... are frozen
