@@ -23,7 +23,7 @@ from smc.domains import Domain, Task, domain_class
 
 def build_parser(name: str) -> argparse.ArgumentParser:
     """The argument parser of domain ``name``: the common options and the domain's own."""
-    from smc.generate import METHODS, PROPOSALS, RESAMPLERS
+    from smc.generate import METHODS, PROPOSALS, RESAMPLERS, STEPS
 
     cls = domain_class(name)
     p = argparse.ArgumentParser(prog=f"smc-decode {name}", description=cls.description or None)
@@ -46,6 +46,10 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--ess-threshold", type=float, default=0.5)
     p.add_argument("--model", default=None, help="HF model id or local path (default: embedded)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
+                   help="model dtype (default: bfloat16 on CUDA and bf16-capable CPUs)")
+    p.add_argument("--step", default="auto", choices=STEPS,
+                   help="auto: on the device when the model is on CUDA; host; device")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's; 1 is far faster on a busy CPU)")
     p.add_argument("--json", action="store_true", help="print one JSON object per question")
@@ -110,7 +114,7 @@ def run_task(lm: Any, dom: Domain, task: Task, args: argparse.Namespace,
     solved = solve(lm, dom, task, method=args.method, proposal=args.proposal,
                    n_particles=args.particles, ess_threshold=args.ess_threshold,
                    resampler=args.resampler, max_tokens=args.max_tokens, seed=args.seed,
-                   progress=progress)
+                   progress=progress, step=args.step)
     return {**solved.to_json(), "_result": solved.result}
 
 
@@ -149,7 +153,7 @@ def main(name: str, argv: list[str]) -> int:
     if not args.json:
         print(f"loading model ... ({len(tasks)} question{'s' * (len(tasks) != 1)})",
               file=sys.stderr)
-    lm = smc.load_model(args.model, device=args.device)
+    lm = smc.load_model(args.model, device=args.device, dtype=args.dtype)
     outer = None
     if not args.json and len(tasks) > 1:
         from tqdm.auto import tqdm

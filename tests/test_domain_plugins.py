@@ -123,7 +123,9 @@ def test_plugin_that_is_not_a_domain_is_a_clear_error(site):
     assert "is not a smc.domains.Domain subclass" in out.stdout, out.stderr
 
 
-def test_plugin_runs_from_the_command_line(site, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--step", "device", "--dtype", "float32"]],
+                         ids=["default", "device-step"])
+def test_plugin_runs_from_the_command_line(site, tmp_path, extra):
     from tests.tiny_hf import tiny_model
 
     model, tokenizer = tiny_model(seed=3)
@@ -132,7 +134,7 @@ def test_plugin_runs_from_the_command_line(site, tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{Path(__file__).parents[1]}"}
     out = subprocess.run(
         [sys.executable, "-m", "smc.cli", "toy", "--polite", "--tasks", "0", "--json",
-         "--model", str(tmp_path / "model"), "--particles", "4", "--max-tokens", "3"],
+         "--model", str(tmp_path / "model"), "--particles", "4", "--max-tokens", "3", *extra],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr
