@@ -258,12 +258,7 @@ class GrammarMask:
             ctx2 = engine.context_at(node2, ind2)
             if ctx2.init == DEAD:
                 continue
-            ckey = (g, self._lexer_ids.get(ctx2, -1))
-            child = seg.children.get(ckey)
-            if child is None:
-                lex2 = self._lexer(ctx2)
-                ckey = (g, self._lexer_ids[ctx2])
-                child = seg.children[ckey] = self._continuation(lex2, ctx2, cid, nodes)
+            child = self._child(seg, g, ctx2, cid, nodes)
             got = child.bits if not child.groups else self._collect(child, node2, ind2)
             parts[id(got)] = got
         acc = seg.bits.copy()
@@ -308,12 +303,7 @@ class GrammarMask:
                 low = node2.ctx_low
             if ctx2.init == DEAD:
                 continue
-            ckey = (g, self._lexer_ids.get(ctx2, -1))
-            child = seg.children.get(ckey)
-            if child is None:
-                lex2 = self._lexer(ctx2)
-                ckey = (g, self._lexer_ids[ctx2])
-                child = seg.children[ckey] = self._continuation(lex2, ctx2, cid, nodes)
+            child = self._child(seg, g, ctx2, cid, nodes)
             if child.groups:
                 got, read = self._collect_top(child, node2)
                 if read < low:
@@ -329,6 +319,16 @@ class GrammarMask:
         if d not in seg.depths:
             seg.depths.append(d)
         return acc, low
+
+    def _child(self, seg: _Segment, g: int, ctx: LexContext, cid: int,
+               nodes: np.ndarray) -> _Segment:
+        """The segment continuing ``seg``'s group ``g`` in lexer context ``ctx``."""
+        child = seg.children.get((g, self._lexer_ids.get(ctx, -1)))
+        if child is None:
+            lex = self._lexer(ctx)
+            child = seg.children[(g, self._lexer_ids[ctx])] = self._continuation(lex, ctx, cid,
+                                                                                nodes)
+        return child
 
     def _continuation(self, lex: _SegmentLexer, ctx: LexContext, cid: int,
                       nodes: np.ndarray) -> _Segment:

@@ -52,6 +52,15 @@ class Counting(Potential):
         return self.inner.complete(text)
 
 
+def assert_weighted_per_token(tokens: np.ndarray, zhat: np.ndarray, pc: np.ndarray) -> None:
+    """Proper weighting, token by token: the mean of Ẑ·1{v} is p(v)·c(v) (4.5 s.e.)."""
+    n = len(tokens)
+    for v in np.flatnonzero(pc > 0):
+        contrib = np.where(tokens == v, zhat, 0.0)
+        se_v = contrib.std(ddof=1) / math.sqrt(n)
+        assert abs(contrib.mean() - pc[v]) < 4.5 * se_v + 1e-12, (v, contrib.mean(), pc[v])
+
+
 # ---------------------------------------------------------------- the estimator itself
 
 
@@ -120,10 +129,7 @@ def test_step_is_properly_weighted(soft, n_accept):
     allowed = pc > 0
     assert stats.chisquare(counts[allowed], n * pc[allowed] / z).pvalue > 1e-3
     # proper weighting, token by token: mean of Ẑ·1{v} is p(v)·c(v)
-    for v in np.flatnonzero(allowed):
-        contrib = np.where(tokens == v, zhat, 0.0)
-        se_v = contrib.std(ddof=1) / math.sqrt(n)
-        assert abs(contrib.mean() - pc[v]) < 4.5 * se_v + 1e-12, (v, contrib.mean(), pc[v])
+    assert_weighted_per_token(tokens, zhat, pc)
 
 
 def test_step_without_estimate_is_an_exact_draw_of_q():
@@ -341,10 +347,7 @@ def test_switching_to_the_mask_keeps_the_step_properly_weighted(switch_after, mo
     counts = np.bincount(tokens, minlength=len(pc))
     allowed = pc > 0
     assert stats.chisquare(counts[allowed], n * pc[allowed] / z).pvalue > 1e-3
-    for v in np.flatnonzero(allowed):
-        contrib = np.where(tokens == v, zhat, 0.0)
-        se_v = contrib.std(ddof=1) / math.sqrt(n)
-        assert abs(contrib.mean() - pc[v]) < 4.5 * se_v + 1e-12, (v, contrib.mean(), pc[v])
+    assert_weighted_per_token(tokens, zhat, pc)
 
 
 def test_a_cached_mask_makes_the_step_exact_and_skips_the_race():
@@ -385,7 +388,4 @@ def test_switching_inside_a_held_character_keeps_the_step_properly_weighted(swit
     assert (pc[tokens] > 0).all()
     if switch_after == 0:
         np.testing.assert_allclose(zhat, z, rtol=1e-12)
-    for v in np.flatnonzero(pc > 0):
-        contrib = np.where(tokens == v, zhat, 0.0)
-        se_v = contrib.std(ddof=1) / math.sqrt(n)
-        assert abs(contrib.mean() - pc[v]) < 4.5 * se_v + 1e-12, (v, contrib.mean(), pc[v])
+    assert_weighted_per_token(tokens, zhat, pc)
