@@ -175,6 +175,27 @@ def default_dtype(device: str | object = "cpu") -> str:
     return "bfloat16" if cpu_has_bf16() else "float32"
 
 
+def check_no_kernels_collision() -> None:
+    """Refuse, with the fix, an environment where transformers cannot load models.
+
+    transformers >= 5.25 requires the PyPI package ``kernels`` and imports it whenever
+    its distribution is installed; that import finds this project's own ``kernels``
+    package (the public kernel API) instead, and transformers fails deep inside with
+    ``ImportError: cannot import name 'CUDAProperties'``.
+    """
+    from importlib import metadata
+
+    try:
+        version = metadata.version("kernels")
+    except metadata.PackageNotFoundError:
+        return
+    raise RuntimeError(
+        f"the PyPI package 'kernels' {version} is installed (transformers>=5.25 requires it); "
+        "its import name collides with smc-decode's own 'kernels' package, so transformers "
+        "cannot load models here. Fix: pip install 'transformers<5.25' && pip uninstall -y kernels"
+    )
+
+
 def load_model(
     path_or_id: str | os.PathLike | None = None,
     device: str = "cpu",
@@ -187,6 +208,7 @@ def load_model(
     default (``default_dtype``) is bfloat16 on CUDA and on CPUs with native bfloat16
     matrix units (AMX or AVX512-BF16), float32 elsewhere; ``SMC_DECODE_DTYPE`` overrides it.
     """
+    check_no_kernels_collision()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

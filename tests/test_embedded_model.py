@@ -82,3 +82,18 @@ def test_bfloat16_and_float32_agree_on_the_next_token_law(lm):
     q = np.exp(lm2.start(ids, 1).logprobs[0])
     assert 0.5 * np.abs(p - q).sum() < 0.1  # total variation between the two laws
     assert int(np.argmax(p)) == int(np.argmax(q))
+
+
+def test_a_colliding_kernels_distribution_is_a_clear_error(monkeypatch):
+    """transformers>=5.25 brings the PyPI package `kernels`; load_model names the fix."""
+    from importlib import metadata
+
+    import smc.models as models
+
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version",
+                        lambda name: "0.19.1" if name == "kernels" else real(name))
+    with pytest.raises(RuntimeError, match=r"transformers<5\.25.*uninstall -y kernels"):
+        models.load_model()
+    monkeypatch.setattr(metadata, "version", real)
+    models.check_no_kernels_collision()  # this environment has no such distribution
