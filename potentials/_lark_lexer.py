@@ -45,6 +45,7 @@ class LexContext:
         self._index: dict[tuple[Pairs, Pairs], int] = {}
         self._trans: list[dict[str, int]] = []
         self._closes: list[list[Close] | None] = []
+        self._stepped: dict[tuple[Pairs, Pairs], int] = {}  # stepped pairs -> lexeme state
         first = [(t, autos[t].start) for t in [*order, *embedded] if autos[t].start != DEAD]
         self.init = self._normalise(first)
         if self.init != DEAD:
@@ -107,7 +108,14 @@ class LexContext:
                 d2 = autos[t].step(d, ch)
                 if d2 != DEAD:
                     (pairs if i < n_main else targets).append((t, d2))
-            nxt = trans[ch] = self._normalise(pairs, targets) if pairs else DEAD
+            if not pairs:
+                nxt = DEAD
+            else:  # characters of one class step the pairs alike: normalise each result once
+                key = (tuple(pairs), tuple(targets))
+                nxt = self._stepped.get(key)
+                if nxt is None:
+                    nxt = self._stepped[key] = self._normalise(pairs, targets)
+            trans[ch] = nxt
         return nxt
 
     def closes(self, state: int) -> list[Close]:
