@@ -166,10 +166,6 @@ class ParserEngine:
                 frozenset(shifts), [(k, a, frozenset(t)) for (k, a), t in groups.items()])
         return got
 
-    def can_shift(self, node: StackNode, name: str) -> bool:
-        """Whether terminal ``name`` can be shifted on ``node`` after its reductions."""
-        return self.index[name] in self.accepts(node)
-
     def accepts(self, node: StackNode) -> frozenset[int]:
         """Terminals the parser accepts exactly in stack ``node`` (not just the top state).
 

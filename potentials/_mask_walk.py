@@ -126,7 +126,7 @@ def group_events(ev_node, ev_state, n, key_start, key_ids, n_keys, marks):  # pr
     for g in range(n_keys):
         lo, hi = starts[g], starts[g + 1]
         m = hi - lo
-        if m * 16 < marks.shape[0] // 64:
+        if m * 1024 < marks.shape[0]:  # a sort beats scanning the node range
             part = np.sort(buf[lo:hi])
             prev = -1
             for x in part:

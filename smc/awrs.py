@@ -180,13 +180,13 @@ class AWRSProposal:
         return self._masker
 
     def _exact_mask(self, text: str, held: bytes, base: float):
-        """(ids, log c) of every token with c(v | x) > 0, or None where that is not cheap."""
+        """(ids, log c) of every token with c(v | x) > 0 (log c None: all 0), or None where
+        that is not cheap."""
         if not held:
             masker = self.masker
             if masker is None:
                 return None
-            ids = masker.token_ids(text)
-            return ids, np.zeros(ids.size)
+            return masker.token_ids(text), None  # boolean: log c = 0 on the mask
         from smc.proposal import _byte_trie
 
         ids, vals = _byte_trie(self.lm).walk(self.constraint, text, held)  # EOS: never
@@ -195,10 +195,11 @@ class AWRSProposal:
 
     def _finish_on_mask(self, logprobs: np.ndarray, mask, first: int, accepted: int,
                         log_masses: list[float]) -> tuple[int, float]:
-        """Finish the race on the exact mask (ids, log c) (module doc, "Switching")."""
+        """Finish the race on the exact mask (ids, log c or None for c = 1 on the mask)
+        (module doc, "Switching")."""
         self.switches += 1
         ids, log_c = mask
-        scores = logprobs[ids] + log_c
+        scores = logprobs[ids] if log_c is None else logprobs[ids] + log_c
         top = float(scores.max()) if ids.size else NEG_INF
         if top == NEG_INF:
             return -1, NEG_INF

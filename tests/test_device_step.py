@@ -32,10 +32,12 @@ from tests.test_exactness import (
     LANGUAGE,
     MAX_TOKENS,
     VOCAB,
+    assert_unbiased,
     b_critic,
     finite_language,
     z_weighted_posterior,
 )
+from tests.test_exactness import run_many as host_run_many
 
 REPO = Path(__file__).resolve().parents[1]
 LANGUAGE_LARK = "start: " + " | ".join(f'"{w}"' for w in sorted(LANGUAGE))
@@ -47,14 +49,7 @@ def lm():
 
 
 def run_many(lm, seeds, **kw):
-    return [smc.generate(lm, "", max_tokens=MAX_TOKENS, seed=s, step="device", **kw)
-            for s in seeds]
-
-
-def assert_unbiased(runs, z):
-    zs = np.exp([r.log_ml for r in runs])
-    se = zs.std(ddof=1) / math.sqrt(len(zs))
-    assert abs(zs.mean() - z) < 4 * se + 1e-3 * z, (zs.mean(), z, se)
+    return host_run_many(lm, seeds, step="device", **kw)
 
 
 # --- kernels --------------------------------------------------------------------------------------

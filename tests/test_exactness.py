@@ -61,6 +61,13 @@ def run_many(lm, seeds, **kw):
     return [smc.generate(lm, "", max_tokens=MAX_TOKENS, seed=s, **kw) for s in seeds]
 
 
+def assert_unbiased(runs, z):
+    """exp(log Ẑ) is unbiased: its mean over runs is within 4 standard errors of Z."""
+    zs = np.exp([r.log_ml for r in runs])
+    se = zs.std(ddof=1) / math.sqrt(len(zs))
+    assert abs(zs.mean() - z) < 4 * se + 1e-3 * z, (zs.mean(), z, se)
+
+
 def test_enumeration_sanity(lm):
     pi, z, lcd = enumerate_laws(lm, finite_language(), max_tokens=MAX_TOKENS)
     assert 0 < z < 1
@@ -79,10 +86,7 @@ def test_weighted_methods_converge_to_pi(lm, method, with_critic):
                     method=method, n_particles=64)
     est = z_weighted_posterior(runs)
     assert tv(est, pi) < 0.03, (tv(est, pi), est, pi)
-    # Ẑ is unbiased: mean of exp(log Ẑ) within 4 standard errors of Z
-    zs = np.exp([r.log_ml for r in runs])
-    se = zs.std(ddof=1) / math.sqrt(len(zs))
-    assert abs(zs.mean() - z) < 4 * se + 1e-3 * z, (zs.mean(), z, se)
+    assert_unbiased(runs, z)
 
 
 @pytest.mark.parametrize("resampler", ["multinomial", "stratified", "systematic", "residual"])
@@ -93,8 +97,7 @@ def test_smc_every_resampler_converges(lm, resampler):
                     n_particles=64, resampler=resampler, ess_threshold=0.9)
     assert sum(len(r.resampled_at) for r in runs) > 40  # resampling did happen
     assert tv(z_weighted_posterior(runs), pi) < 0.04
-    zs = np.exp([r.log_ml for r in runs])
-    assert abs(zs.mean() - z) < 4 * zs.std(ddof=1) / math.sqrt(len(zs)) + 1e-3 * z
+    assert_unbiased(runs, z)
 
 
 def test_single_run_posterior_is_consistent(lm):
@@ -112,8 +115,7 @@ def test_rerank_converges_to_pi(lm):
     runs = run_many(lm, range(40), constraint=finite_language(), critic=critic,
                     method="rerank", n_particles=200)
     assert tv(z_weighted_posterior(runs), pi) < 0.04
-    zs = np.exp([r.log_ml for r in runs])
-    assert abs(zs.mean() - z) < 4 * zs.std(ddof=1) / math.sqrt(len(zs)) + 1e-3 * z
+    assert_unbiased(runs, z)
 
 
 def test_lcd_matches_its_own_biased_law(lm):
