@@ -9,7 +9,8 @@ split into the batched forward, the proposal (drawing tokens, the constraint's m
 or checks) and everything else.  The ratio column compares a full step to a plain
 batched forward of the same N (timed on its own, same prompt, no sampling).
 
-    python benchmarks/step_cost.py [--particles 1 4 16 64] [--tokens 24] [--repeats 3] [--json]
+    python benchmarks/step_cost.py [--particles 1 4 16 64] [--tokens 24] [--repeats 3]
+           [--dtype float32|bfloat16] [--json]
 """
 
 from __future__ import annotations
@@ -52,12 +53,14 @@ def main() -> int:
     parser.add_argument("--particles", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--tokens", type=int, default=24, help="max_tokens per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs (seeds) per setting")
+    parser.add_argument("--dtype", default=None, choices=("float32", "bfloat16"),
+                        help="model dtype (default: load_model's choice for this CPU)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     import torch
 
-    lm = smc.load_model()
+    lm = smc.load_model(dtype=args.dtype)
     prompt = lm.chat(PROMPT)
     prompt_ids = lm.encode(prompt)
     grammar = potentials.LarkGrammar(grammars.load("json"))
@@ -92,13 +95,14 @@ def main() -> int:
             rows.append(row)
             if not args.json:
                 print(f"N={n:3d} {label:14s} {proposal} done", file=sys.stderr)
-    meta = {"cpu": platform.processor() or platform.machine(), "torch_threads":
+    meta = {"dtype": str(next(lm.model.parameters()).dtype),
+            "cpu": platform.processor() or platform.machine(), "torch_threads":
             torch.get_num_threads(), "model": lm.name, "prompt_tokens": len(prompt_ids),
             "max_tokens": args.tokens, "repeats": args.repeats}
     if args.json:
         print(json.dumps({"meta": meta, "rows": rows}))
         return 0
-    print(f"model {lm.name}, prompt {len(prompt_ids)} tokens, torch threads "
+    print(f"model {lm.name} ({meta['dtype']}), prompt {len(prompt_ids)} tokens, torch threads "
           f"{meta['torch_threads']}, {args.repeats} runs x {args.tokens} tokens per setting")
     print("| N | constraint | proposal | live rows | step ms (median / p99) | forward ms | "
           "proposal ms | other ms | proposal share | plain forward ms | step / plain forward |")

@@ -148,9 +148,9 @@ def embedded_model_dir() -> Path:
 def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 matrices natively (AMX tiles or AVX512-BF16).
 
-    There, a bfloat16 decode step of the embedded model measured 1.7-2.2x faster than
-    float32 (2-core Xeon with AMX, 10 rows, 600-token cache); elsewhere bfloat16 is
-    emulated and slower, so float32 stays the default.
+    There, a batched bfloat16 forward of the embedded model at 16 rows measured 1.6x
+    faster than float32 (``benchmarks/step_cost.py --dtype``, 2-core Xeon with AMX);
+    elsewhere bfloat16 is emulated and slower, so float32 stays the default.
     """
     import torch
 
