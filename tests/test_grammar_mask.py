@@ -30,7 +30,9 @@ from tests.test_shipped_grammars import ACCEPT, LOAD_OPTIONS
 VARIANTS = {
     "python:function": ["def f(x):\n    return x\n",
                         "import math\n\ndef g(a, b=2):\n    if a:\n        return math.pi\n"
-                        "    return [b for _ in range(a)]\n"],
+                        "    return [b for _ in range(a)]\n",
+                        "```python\ndef f(x):\n    return x\n```\nIt returns x.\n",
+                        "def g():\n    pass\n\nprint(g())\n```"],
     "smiles:answer": ["CCO\n", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O\n", "[NH4+].[Cl-]\n"],
 }
 ACCEPT = {**ACCEPT, **VARIANTS}

