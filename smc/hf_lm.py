@@ -1,9 +1,13 @@
 """Hugging Face causal LMs as a batched backend with a shared, reorderable KV cache.
 
-The prompt runs through the model once (batch 1); its KV cache is then repeated
-to N rows.  Each step feeds one new token per live row in a single forward.
-Resampling and deaths call ``select``, which gathers cache rows by ancestor
-index (``DynamicCache.reorder_cache``): nothing is recomputed.
+The prompt runs through the model once (batch 1).  For a plain Llama decoder (the
+embedded SmolLM2) ``start`` returns ``shared_prefix.SharedPrefixState``: the prompt's KV
+cache is kept once and each step attends to it and to per-row buffers of the generated
+tokens (``SMC_DECODE_SHARED_PREFIX=0`` turns it off).  Otherwise (``_HFState``) the
+prompt's cache is repeated to N rows and each step is the model's own forward with a
+``transformers`` cache.  Each step feeds one new token per live row in a single
+forward; resampling and deaths call ``select``, which gathers cache rows by ancestor
+index: nothing is recomputed.
 
 ``start`` returns the host state (float64 NumPy log-probabilities, one N×V copy to the host per
 step); ``start_device`` returns ``_HFDeviceState``, whose log-probabilities stay a float32 tensor
@@ -164,8 +168,21 @@ class HFLanguageModel(LanguageModel):
             )
         return (system + "\n\n" if system else "") + user + "\n"
 
+    @property
+    def shares_prefix(self) -> bool:
+        """Whether ``start`` keeps the prompt's KV cache once (``shared_prefix``)."""
+        import os
+
+        from smc.shared_prefix import supports
+
+        return os.environ.get("SMC_DECODE_SHARED_PREFIX", "1") != "0" and supports(self.model)
+
     def start(self, prompt_ids: Sequence[int], n: int) -> BatchState:
         self.check_length(len(prompt_ids))
+        if self.shares_prefix:
+            from smc.shared_prefix import SharedPrefixState
+
+            return SharedPrefixState(self, prompt_ids, n)
         return _HFState(self, prompt_ids, n)
 
     def start_device(self, prompt_ids: Sequence[int], n: int) -> DeviceBatchState:

@@ -2,7 +2,8 @@
 
 A run of N particles over a prompt of P tokens and ``max_tokens`` T holds, on the model's
 device, a KV cache of N·(P+T)·b bytes, b = 2 (keys and values) · layers · kv_heads ·
-head_dim · bytes per element, plus per row the step's logits and log-probabilities (2·V
+head_dim · bytes per element (with a shared prefix, ``shared_prefix``: (P + N·T)·b₃₂,
+float32 elements), plus per row the step's logits and log-probabilities (2·V
 floats) and the host copy of the log-probabilities (V float64), or for the device step (no host
 copy) its sampling scratch.  ``generate`` refuses a particle count whose estimate exceeds the
 memory the device reports free.
@@ -23,10 +24,11 @@ class MemoryEstimate:
     """Bytes a run needs on the device and on the host, and what each has free."""
 
     kv_bytes_per_token: int    # per particle
-    device_bytes: int
+    device_bytes: int          # shared_bytes + N per-row bytes (on the CPU: 0, see host)
     host_bytes: int
     device_free: int | None
     host_free: int | None
+    shared_bytes: int = 0      # what all rows share (a shared prompt cache), in the totals
 
     def fits(self) -> bool:
         on_device = self.device_free is None or self.device_bytes <= self.device_free
@@ -83,14 +85,20 @@ def estimate(lm, n: int, prompt_len: int, max_tokens: int,
     param = next(model.parameters())
     per_token = kv_bytes_per_token(model.config, param.element_size())
     vocab = lm.vocab_size
-    per_row_device = per_token * (prompt_len + max_tokens) + 2 * vocab * 4
+    shared = 0
+    if getattr(lm, "shares_prefix", False) and not device_step:
+        per_token = kv_bytes_per_token(model.config, 4)      # float32 buffers
+        shared = per_token * prompt_len                      # the prompt's cache, once
+        per_row_device = per_token * max_tokens + 2 * vocab * 4
+    else:
+        per_row_device = per_token * (prompt_len + max_tokens) + 2 * vocab * 4
     per_row_device += DEVICE_STEP_SCRATCH * vocab if device_step else 0
     host_logprobs = 0 if device_step else n * vocab * 8
     on_cuda = str(lm.device).startswith("cuda")
-    device_bytes = n * per_row_device
+    device_bytes = shared + n * per_row_device
     host_bytes = host_logprobs + (0 if on_cuda else device_bytes)
     return MemoryEstimate(per_token, device_bytes if on_cuda else 0, host_bytes,
-                          device_free_bytes(lm.device), host_free_bytes())
+                          device_free_bytes(lm.device), host_free_bytes(), shared)
 
 
 def check_fits(lm, n: int, prompt_len: int, max_tokens: int,
@@ -102,13 +110,16 @@ def check_fits(lm, n: int, prompt_len: int, max_tokens: int,
     est = estimate(lm, n, prompt_len, max_tokens, device_step)
     if est is None or est.fits():
         return est
-    per_device = est.device_bytes // n
-    per_host = est.host_bytes // n
+    on_cuda = str(lm.device).startswith("cuda")
+    shared_device = est.shared_bytes if on_cuda else 0
+    shared_host = 0 if on_cuda else est.shared_bytes
+    per_device = (est.device_bytes - shared_device) // n
+    per_host = (est.host_bytes - shared_host) // n
     limits = []
     if est.device_free is not None and per_device:
-        limits.append(est.device_free // per_device)
+        limits.append((est.device_free - shared_device) // per_device)
     if est.host_free is not None and per_host:
-        limits.append(est.host_free // per_host)
+        limits.append((est.host_free - shared_host) // per_host)
     largest = max(0, min(limits)) if limits else 0
     where = "device" if (est.device_free is not None
                          and est.device_bytes > est.device_free) else "host"

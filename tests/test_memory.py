@@ -19,7 +19,8 @@ def _cache_bytes(cache) -> int:
     return total
 
 
-def test_kv_bytes_per_token_matches_the_real_cache():
+def test_kv_bytes_per_token_matches_the_real_cache(monkeypatch):
+    monkeypatch.setenv("SMC_DECODE_SHARED_PREFIX", "0")     # the transformers cache
     lm = tiny_lm()
     ids = lm.encode("1 + 2 * 3")
     state = lm.start(ids, 3)
@@ -31,13 +32,33 @@ def test_kv_bytes_per_token_matches_the_real_cache():
     assert lm.kv_bytes_per_token == 2 * 2 * 2 * 8 * 4
 
 
+def test_shared_prefix_bytes_match_the_estimate():
+    """The shared-prefix state holds the prompt once and T generated positions per row."""
+    lm = tiny_lm()
+    assert lm.shares_prefix
+    ids = lm.encode("1 + 2 * 3")
+    state = lm.start(ids, 3)
+    for step in range(16):
+        state.advance([5 + step, 6, 7])
+    prompt = sum(k.numel() * k.element_size() + v.numel() * v.element_size()
+                 for k, v in state.prefix)
+    rows = sum(k.numel() * k.element_size() + v.numel() * v.element_size()
+               for k, v in state.buffers)          # capacity 16 = max_tokens here
+    est = smc.memory.estimate(lm, 3, len(ids), 16)
+    per_token = smc.memory.kv_bytes_per_token(lm.model.config, 4)
+    assert est.shared_bytes == prompt == len(ids) * per_token
+    assert rows == 3 * 16 * per_token
+    assert est.host_bytes == prompt + rows + 3 * (2 * lm.vocab_size * 4) + 3 * lm.vocab_size * 8
+
+
 def test_generate_refuses_what_does_not_fit_and_names_the_largest(monkeypatch):
     lm = tiny_lm()
     prompt = "1 + 2"
     p = len(lm.encode(prompt))
     est = smc.memory.estimate(lm, 1, p, 16)
-    per_particle = est.host_bytes
-    monkeypatch.setattr(smc.memory, "host_free_bytes", lambda: 10 * per_particle + 5)
+    per_particle = est.host_bytes - est.shared_bytes
+    monkeypatch.setattr(smc.memory, "host_free_bytes",
+                        lambda: est.shared_bytes + 10 * per_particle + 5)
     with pytest.raises(smc.memory.InsufficientMemoryError) as err:
         smc.generate(lm, prompt, method="direct", n_particles=11, max_tokens=16)
     msg = str(err.value)

@@ -1,0 +1,248 @@
+"""Decoding steps of a Llama-architecture model with the prompt's KV cache shared by all rows.
+
+The prompt runs once through the ``transformers`` model (batch 1); its keys and values
+(per layer, ``(Hkv, P, D)``) are kept once, not repeated to N rows.  Each step computes,
+per layer, attention of the N new queries over [prompt ; generated] as one softmax over
+two score blocks:
+
+    a(q) = softmax([q·K_pᵀ, q·K_g(row)ᵀ]·s) · [V_p ; V_g(row)]
+
+where the prompt block is one batched matmul for all rows (the N·g queries of a KV head
+share K_p) and the generated block is per row.  Generated keys and values live in
+preallocated buffers written in place (no concatenation per step), and ``select``
+(resampling) gathers only the generated part.  The step calls the model's own modules
+(norms, rotary embedding, activation) and its weights, with q/k/v and gate/up fused
+into one matmul each; ``tests/test_shared_prefix.py`` checks it against the model's
+own forward.
+
+``supports(model)`` says whether a model has this shape (SmolLM2 does); others use the
+``transformers`` cache (``hf_lm._HFState``).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+
+import numpy as np
+
+from smc.lm import BatchState
+
+_FUSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LAYER_PARTS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", "input_layernorm",
+                "post_attention_layernorm")
+
+
+def supports(model) -> bool:
+    """Whether ``model`` is a plain Llama decoder (full causal attention, SiLU-gated MLP)."""
+    config = getattr(model, "config", None)
+    inner = getattr(model, "model", None)
+    if config is None or inner is None or getattr(config, "model_type", None) != "llama":
+        return False
+    if getattr(config, "sliding_window", None) or getattr(config, "pretraining_tp", 1) not in (
+            None, 1):
+        return False
+    if not all(hasattr(inner, a) for a in ("embed_tokens", "layers", "norm", "rotary_emb")):
+        return False
+    if not hasattr(model, "lm_head") or not len(inner.layers):
+        return False
+    layer = inner.layers[0]
+    for path in _LAYER_PARTS:
+        obj = layer
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                return False
+    return hasattr(layer.mlp, "act_fn")
+
+
+class _Fused:
+    """Fused q/k/v and gate/up weights of one model (built once, kept while it lives)."""
+
+    def __init__(self, model) -> None:
+        import torch
+
+        self.layers = []
+        for layer in model.model.layers:
+            att, mlp = layer.self_attn, layer.mlp
+            qkv = [att.q_proj, att.k_proj, att.v_proj]
+            gu = [mlp.gate_proj, mlp.up_proj]
+            self.layers.append((
+                torch.cat([m.weight for m in qkv]).contiguous(),
+                _cat_bias(qkv),
+                torch.cat([m.weight for m in gu]).contiguous(),
+                _cat_bias(gu),
+            ))
+        config = model.config
+        self.heads = config.num_attention_heads
+        self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.intermediate = config.intermediate_size
+
+
+def _cat_bias(mods):
+    import torch
+
+    if all(m.bias is None for m in mods):
+        return None
+    return torch.cat([m.bias if m.bias is not None else
+                      torch.zeros(m.weight.shape[0], dtype=m.weight.dtype,
+                                  device=m.weight.device) for m in mods])
+
+
+def _fused(model) -> _Fused:
+    got = _FUSED.get(model)
+    if got is None:
+        got = _FUSED[model] = _Fused(model)
+    return got
+
+
+def _layer_kv(cache, i: int):
+    """Keys and values of layer ``i`` of a ``transformers`` cache (5.x layers or 4.x lists)."""
+    layers = getattr(cache, "layers", None)
+    if layers is not None:
+        return layers[i].keys, layers[i].values
+    return cache.key_cache[i], cache.value_cache[i]
+
+
+def _rotate(x, cos, sin):
+    half = x.shape[-1] // 2
+    rotated = x.new_empty(x.shape)
+    rotated[..., :half] = -x[..., half:]
+    rotated[..., half:] = x[..., :half]
+    return x * cos + rotated * sin
+
+
+class SharedPrefixState(BatchState):
+    """Rows of one prompt continued in parallel; the prompt's KV cache is stored once."""
+
+    def __init__(self, lm, prompt_ids: Sequence[int], n: int) -> None:
+        import torch
+
+        self.lm = lm
+        self.model = lm.model
+        self.fused = _fused(self.model)
+        self.prompt_length = len(prompt_ids)
+        self.length = self.prompt_length
+        ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
+        with torch.inference_mode(), torch.profiler.record_function("smc.forward"):
+            try:
+                out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            except TypeError:
+                out = self.model(input_ids=ids, use_cache=True)
+        cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
+        self.prefix = []
+        for i in range(len(self.model.model.layers)):
+            k, v = _layer_kv(cache, i)
+            self.prefix.append((k[0].float().contiguous(), v[0].float().contiguous()))
+        row = self._to_logprobs(out.logits[:, -1, :])
+        del cache, out
+        self.n = n
+        self.gen = 0                                 # generated positions held per row
+        self.capacity = 0
+        self.buffers: list = []                      # per layer (K, V): (n, Hkv, cap, D)
+        self.logprobs = np.repeat(row, n, axis=0)
+
+    # -- host side ---------------------------------------------------------------------
+    def _to_logprobs(self, logits) -> np.ndarray:
+        import torch
+
+        lp = torch.log_softmax(logits.float(), dim=-1)
+        return lp.cpu().numpy().astype(np.float64)[:, : self.lm.vocab_size]
+
+    def _grow(self, need: int) -> None:
+        """Room for at least ``need`` generated positions per row (capacity doubles)."""
+        import torch
+
+        if need <= self.capacity:
+            return
+        cap = max(need, 2 * self.capacity, 16)
+        f, new = self.fused, []
+        for i, (k_p, _) in enumerate(self.prefix):
+            shape = (self.n, f.kv_heads, cap, f.head_dim)
+            k = torch.empty(shape, dtype=k_p.dtype, device=k_p.device)
+            v = torch.empty(shape, dtype=k_p.dtype, device=k_p.device)
+            if self.gen:
+                k0, v0 = self.buffers[i]
+                k[:, :, : self.gen].copy_(k0[:, :, : self.gen])
+                v[:, :, : self.gen].copy_(v0[:, :, : self.gen])
+            new.append((k, v))
+        self.buffers, self.capacity = new, cap
+
+    def select(self, rows: np.ndarray) -> None:
+        import torch
+
+        rows = np.asarray(rows, dtype=np.int64)
+        self.logprobs = self.logprobs[rows]
+        self.n = len(rows)
+        if not self.buffers:
+            return
+        if not len(rows):
+            self.buffers, self.capacity = [], 0
+            return
+        idx = torch.as_tensor(rows, device=self.lm.device)
+        self.buffers = [(k.index_select(0, idx), v.index_select(0, idx))
+                        for k, v in self.buffers]
+
+    def advance(self, tokens: np.ndarray) -> None:
+        import torch
+
+        tokens = np.asarray(tokens, dtype=np.int64)
+        if len(tokens) == 0:
+            self.logprobs = np.empty((0, self.lm.vocab_size))
+            return
+        self.lm.check_length(self.length + 1)
+        if len(tokens) != self.n:
+            raise ValueError(f"advance got {len(tokens)} tokens for {self.n} rows")
+        self._grow(self.gen + 1)
+        ids = torch.as_tensor(tokens, device=self.lm.device)
+        with torch.inference_mode(), torch.profiler.record_function("smc.forward"):
+            logits = self._step(ids)
+        self.gen += 1
+        self.length += 1
+        self.logprobs = self._to_logprobs(logits)
+
+    # -- the step ----------------------------------------------------------------------
+    def _step(self, ids):
+        """Logits (n, V) after one new token per row (see the module doc)."""
+        import torch
+        import torch.nn.functional as F
+
+        model, inner, f = self.model, self.model.model, self.fused
+        n, hq, hkv, d = len(ids), f.heads, f.kv_heads, f.head_dim
+        g, t = hq // hkv, self.gen
+        h = inner.embed_tokens(ids).unsqueeze(1)                   # (n, 1, hidden)
+        pos = torch.full((1, 1), self.length, dtype=torch.long, device=ids.device)
+        cos, sin = inner.rotary_emb(h, pos)                          # (1, 1, D)
+        cos, sin = cos.view(1, 1, d).float(), sin.view(1, 1, d).float()
+        for layer, (w_qkv, b_qkv, w_gu, b_gu), (k_p, v_p), (k_g, v_g) in zip(
+                inner.layers, f.layers, self.prefix, self.buffers, strict=True):
+            att = layer.self_attn
+            x = layer.input_layernorm(h).view(n, -1)
+            qkv = F.linear(x, w_qkv, b_qkv)
+            q = qkv[:, : hq * d].view(n, hq, d)
+            k = qkv[:, hq * d: (hq + hkv) * d].view(n, hkv, d)
+            v = qkv[:, (hq + hkv) * d:].view(n, hkv, d)
+            q = _rotate(q.float(), cos, sin)
+            k_g[:, :, t].copy_(_rotate(k.float(), cos, sin))
+            v_g[:, :, t].copy_(v)
+            kg, vg = k_g[:, :, : t + 1], v_g[:, :, : t + 1]          # (n, hkv, t+1, D)
+            scale = att.scaling if hasattr(att, "scaling") else d ** -0.5
+            qh = q.view(n, hkv, g, d)
+            qp = qh.permute(1, 0, 2, 3).reshape(hkv, n * g, d)
+            s_p = torch.bmm(qp, k_p.transpose(1, 2))                # (hkv, n*g, P)
+            s_p = s_p.view(hkv, n, g, -1).permute(1, 0, 2, 3)        # (n, hkv, g, P)
+            s_g = torch.matmul(qh, kg.transpose(2, 3))              # (n, hkv, g, t+1)
+            p = torch.softmax(torch.cat([s_p, s_g], dim=-1) * scale, dim=-1)
+            plen = k_p.shape[1]
+            p_p = p[..., :plen].permute(1, 0, 2, 3).reshape(hkv, n * g, plen)
+            o = torch.bmm(p_p, v_p).view(hkv, n, g, d).permute(1, 0, 2, 3)
+            o = o + torch.matmul(p[..., plen:], vg)                 # (n, hkv, g, D)
+            h = h + att.o_proj(o.reshape(n, 1, hq * d).to(h.dtype))
+            x = layer.post_attention_layernorm(h)
+            gu = F.linear(x, w_gu, b_gu)
+            mlp = layer.mlp
+            h = h + mlp.down_proj(mlp.act_fn(gu[..., : f.intermediate]) * gu[..., f.intermediate:])
+        h = inner.norm(h)
+        return model.lm_head(h[:, -1, :])

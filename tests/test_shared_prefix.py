@@ -1,0 +1,104 @@
+"""The shared-prefix decoding step against the model's own forward (transformers cache)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import smc
+from smc.hf_lm import _HFState
+from smc.shared_prefix import SharedPrefixState, supports
+from tests.tiny_hf import tiny_lm, tiny_model
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return tiny_lm()
+
+
+ops = st.lists(st.one_of(
+    st.tuples(st.just("advance"), st.integers(0, 2**31 - 1)),
+    st.tuples(st.just("select"), st.lists(st.integers(0, 63), min_size=1, max_size=7)),
+), min_size=1, max_size=24)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 5), script=ops, prompt=st.sampled_from(["1", "1 + 2 * (3", "def f(x):"]))
+def test_log_probs_equal_the_models_own_forward(lm, n, script, prompt):
+    """Random advance / select (resampling with repeats, deaths, growth past the buffer's
+    first capacity): every row's next-token law equals the transformers path's."""
+    ids = lm.encode(prompt)
+    ref, fast = _HFState(lm, ids, n), SharedPrefixState(lm, ids, n)
+    np.testing.assert_allclose(fast.logprobs, ref.logprobs, atol=1e-5)
+    for op, arg in script:
+        if op == "advance":
+            toks = np.random.default_rng(arg).integers(0, lm.vocab_size, ref.rows)
+            ref.advance(toks)
+            fast.advance(toks)
+        else:
+            rows = [r % ref.rows for r in arg] if ref.rows else []
+            ref.select(np.array(rows, np.int64))
+            fast.select(np.array(rows, np.int64))
+        assert fast.rows == ref.rows
+        np.testing.assert_allclose(fast.logprobs, ref.logprobs, atol=1e-5)
+
+
+def test_many_steps_past_several_capacity_doublings(lm):
+    ids = lm.encode("1 + 2")
+    ref, fast = _HFState(lm, ids, 3), SharedPrefixState(lm, ids, 3)
+    rng = np.random.default_rng(0)
+    for step in range(70):
+        toks = rng.integers(0, lm.vocab_size, 3)
+        ref.advance(toks)
+        fast.advance(toks)
+        if step % 11 == 10:
+            rows = rng.integers(0, 3, 3)
+            ref.select(rows)
+            fast.select(rows)
+    assert fast.capacity >= 70 and fast.gen == 70
+    np.testing.assert_allclose(fast.logprobs, ref.logprobs, atol=1e-5)
+
+
+def test_start_picks_the_shared_prefix_for_llama_and_can_be_switched_off(lm, monkeypatch):
+    assert supports(lm.model) and lm.shares_prefix
+    assert isinstance(lm.start(lm.encode("1"), 2), SharedPrefixState)
+    monkeypatch.setenv("SMC_DECODE_SHARED_PREFIX", "0")
+    assert not lm.shares_prefix
+    assert isinstance(lm.start(lm.encode("1"), 2), _HFState)
+
+
+def test_other_architectures_use_the_transformers_cache():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from tests.tiny_hf import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2,
+                                      n_positions=64, eos_token_id=tok.eos_token_id))
+    assert not supports(gpt2)
+    glm = smc.HFLanguageModel(gpt2.eval(), tok, name="tiny-gpt2")
+    assert isinstance(glm.start(glm.encode("1"), 2), _HFState)
+    model, _ = tiny_model()
+    model.config.sliding_window = 8                   # a windowed Llama is not ours either
+    assert not supports(model)
+
+
+def test_generate_is_the_same_either_way(lm, monkeypatch):
+    """Same seed, same law: the same particles whichever state runs the model."""
+    kwargs = dict(method="smc", n_particles=6, max_tokens=12, seed=3)
+    fast = smc.generate(lm, "1 + 2", **kwargs)
+    monkeypatch.setenv("SMC_DECODE_SHARED_PREFIX", "0")
+    ref = smc.generate(lm, "1 + 2", **kwargs)
+    assert [p.text for p in fast.particles] == [p.text for p in ref.particles]
+    np.testing.assert_allclose([p.log_weight for p in fast.particles],
+                               [p.log_weight for p in ref.particles], atol=1e-4)
+
+
+def test_every_row_dropped(lm):
+    state = SharedPrefixState(lm, lm.encode("1"), 2)
+    state.advance(np.array([3, 4]))
+    state.select(np.array([], np.int64))
+    state.advance(np.array([], np.int64))
+    assert state.rows == 0 and state.logprobs.shape == (0, lm.vocab_size)
