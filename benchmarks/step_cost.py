@@ -98,11 +98,14 @@ def main() -> int:
     meta = {"dtype": str(next(lm.model.parameters()).dtype),
             "cpu": platform.processor() or platform.machine(), "torch_threads":
             torch.get_num_threads(), "model": lm.name, "prompt_tokens": len(prompt_ids),
-            "max_tokens": args.tokens, "repeats": args.repeats}
+            "max_tokens": args.tokens, "repeats": args.repeats,
+            "kv_cache": "shared prefix" if lm.shares_prefix else "transformers"}
     if args.json:
         print(json.dumps({"meta": meta, "rows": rows}))
         return 0
-    print(f"model {lm.name} ({meta['dtype']}), prompt {len(prompt_ids)} tokens, torch threads "
+    print(f"model {lm.name} ({meta['dtype']}, {meta['kv_cache']} KV cache; "
+          "SMC_DECODE_SHARED_PREFIX=0 for the transformers one), "
+          f"prompt {len(prompt_ids)} tokens, torch threads "
           f"{meta['torch_threads']}, {args.repeats} runs x {args.tokens} tokens per setting")
     print("| N | constraint | proposal | live rows | step ms (median / p99) | forward ms | "
           "proposal ms | other ms | proposal share | plain forward ms | step / plain forward |")

@@ -1,7 +1,10 @@
 """Decoding steps of a Llama-architecture model with the prompt's KV cache shared by all rows.
 
 The prompt runs once through the ``transformers`` model (batch 1); its keys and values
-(per layer, ``(Hkv, P, D)``) are kept once, not repeated to N rows.  Each step computes,
+(per layer, ``(Hkv, P, D)``) are kept once, not repeated to N rows.  Only the part of a
+prompt after its longest common prefix with the model's previous prompt is run (the
+prompts of one domain share their schema and examples); both caches are rebuilt when a
+weight changes in place.  Each step computes,
 per layer, attention of the N new queries over [prompt ; generated] as one softmax over
 two score blocks:
 
@@ -74,11 +77,25 @@ class _Fused:
                 torch.cat([m.weight for m in gu]).contiguous(),
                 _cat_bias(gu),
             ))
+        self.norms = [((layer.input_layernorm.weight, _eps(layer.input_layernorm)),
+                       (layer.post_attention_layernorm.weight,
+                        _eps(layer.post_attention_layernorm)))
+                      for layer in model.model.layers]
         config = model.config
         self.heads = config.num_attention_heads
         self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.intermediate = config.intermediate_size
+        att = model.model.layers[0].self_attn
+        self.scale = float(getattr(att, "scaling", self.head_dim ** -0.5))
+        half = self.head_dim // 2
+        self.rope_sign = torch.cat([-torch.ones(half), torch.ones(self.head_dim - half)]).to(
+            att.q_proj.weight.device)
+
+
+def _eps(norm) -> float:
+    eps = getattr(norm, "variance_epsilon", None)
+    return float(eps if eps is not None else getattr(norm, "eps", 1e-6))
 
 
 def _cat_bias(mods):
@@ -91,10 +108,18 @@ def _cat_bias(mods):
                                   device=m.weight.device) for m in mods])
 
 
+def weights_version(model) -> int:
+    """A number that changes whenever a parameter of ``model`` is modified in place
+    (torch's per-tensor version counters): cached weights and prompts are rebuilt then."""
+    return sum(p._version for p in model.parameters())
+
+
 def _fused(model) -> _Fused:
     got = _FUSED.get(model)
-    if got is None:
+    version = weights_version(model)
+    if got is None or got.version != version:
         got = _FUSED[model] = _Fused(model)
+        got.version = version
     return got
 
 
@@ -106,43 +131,83 @@ def _layer_kv(cache, i: int):
     return cache.key_cache[i], cache.value_cache[i]
 
 
-def _rotate(x, cos, sin):
-    half = x.shape[-1] // 2
-    rotated = x.new_empty(x.shape)
-    rotated[..., :half] = -x[..., half:]
-    rotated[..., half:] = x[..., :half]
-    return x * cos + rotated * sin
+class _Prompt:
+    """The last prompt run through a model: its ids, KV cache (float32) and last logits."""
+
+    def __init__(self, ids: tuple[int, ...], prefix: list, logits, version: int) -> None:
+        self.ids, self.prefix, self.logits, self.version = ids, prefix, logits, version
+
+
+_PROMPTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> _Prompt
+
+
+def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _prefill(lm, ids: list[int]):
+    """Per-layer prompt keys and values ``(Hkv, P, D)`` (float32) and the last logits.
+
+    The model's forward runs only the part after the longest prefix shared with the last
+    prompt of this model (a domain's prompts share their schema and examples): that
+    prefix's cache is reused, in the model's dtype it came from.
+    """
+    import torch
+
+    model = lm.model
+    version = weights_version(model)
+    last = _PROMPTS.get(model)
+    if last is not None and last.version != version:
+        last = None
+    reuse = _common_length(last.ids, ids) if last is not None else 0
+    if last is not None and reuse == len(ids) == len(last.ids):
+        return last.prefix, last.logits
+    reuse = min(reuse, len(ids) - 1)              # at least one token for the logits
+    dtype = next(model.parameters()).dtype
+    past = None
+    if reuse > 0:
+        from transformers import DynamicCache
+
+        past = DynamicCache()
+        for i, (k, v) in enumerate(last.prefix):
+            past.update(k[None, :, :reuse].to(dtype), v[None, :, :reuse].to(dtype), i)
+    run = torch.tensor([ids[reuse:]], dtype=torch.long, device=lm.device)
+    with torch.inference_mode(), torch.profiler.record_function("smc.forward"):
+        kwargs = {"use_cache": True} if past is None else {"use_cache": True,
+                                                          "past_key_values": past}
+        try:
+            out = model(input_ids=run, logits_to_keep=1, **kwargs)
+        except TypeError:
+            out = model(input_ids=run, **kwargs)
+    cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
+    prefix = []
+    for i in range(len(model.model.layers)):
+        k, v = _layer_kv(cache, i)                  # (1, Hkv, P, D), the whole prompt
+        prefix.append((k[0].float().contiguous(), v[0].float().contiguous()))
+    logits = out.logits[:, -1, :].detach()
+    _PROMPTS[model] = _Prompt(tuple(ids), prefix, logits, version)
+    return prefix, logits
 
 
 class SharedPrefixState(BatchState):
     """Rows of one prompt continued in parallel; the prompt's KV cache is stored once."""
 
     def __init__(self, lm, prompt_ids: Sequence[int], n: int) -> None:
-        import torch
-
         self.lm = lm
         self.model = lm.model
         self.fused = _fused(self.model)
         self.prompt_length = len(prompt_ids)
         self.length = self.prompt_length
-        ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
-        with torch.inference_mode(), torch.profiler.record_function("smc.forward"):
-            try:
-                out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-            except TypeError:
-                out = self.model(input_ids=ids, use_cache=True)
-        cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
-        self.prefix = []
-        for i in range(len(self.model.model.layers)):
-            k, v = _layer_kv(cache, i)
-            self.prefix.append((k[0].float().contiguous(), v[0].float().contiguous()))
-        row = self._to_logprobs(out.logits[:, -1, :])
-        del cache, out
+        self.prefix, row = _prefill(lm, list(prompt_ids))
         self.n = n
         self.gen = 0                                 # generated positions held per row
         self.capacity = 0
         self.buffers: list = []                      # per layer (K, V): (n, Hkv, cap, D)
-        self.logprobs = np.repeat(row, n, axis=0)
+        self.logprobs = np.repeat(self._to_logprobs(row), n, axis=0)
 
     # -- host side ---------------------------------------------------------------------
     def _to_logprobs(self, logits) -> np.ndarray:
@@ -211,38 +276,43 @@ class SharedPrefixState(BatchState):
 
         model, inner, f = self.model, self.model.model, self.fused
         n, hq, hkv, d = len(ids), f.heads, f.kv_heads, f.head_dim
-        g, t = hq // hkv, self.gen
+        g, t, half = hq // hkv, self.gen, f.head_dim // 2
         h = inner.embed_tokens(ids).unsqueeze(1)                   # (n, 1, hidden)
         pos = torch.full((1, 1), self.length, dtype=torch.long, device=ids.device)
         cos, sin = inner.rotary_emb(h, pos)                          # (1, 1, D)
-        cos, sin = cos.view(1, 1, d).float(), sin.view(1, 1, d).float()
-        for layer, (w_qkv, b_qkv, w_gu, b_gu), (k_p, v_p), (k_g, v_g) in zip(
-                inner.layers, f.layers, self.prefix, self.buffers, strict=True):
-            att = layer.self_attn
-            x = layer.input_layernorm(h).view(n, -1)
-            qkv = F.linear(x, w_qkv, b_qkv)
-            q = qkv[:, : hq * d].view(n, hq, d)
-            k = qkv[:, hq * d: (hq + hkv) * d].view(n, hkv, d)
-            v = qkv[:, (hq + hkv) * d:].view(n, hkv, d)
-            q = _rotate(q.float(), cos, sin)
-            k_g[:, :, t].copy_(_rotate(k.float(), cos, sin))
-            v_g[:, :, t].copy_(v)
-            kg, vg = k_g[:, :, : t + 1], v_g[:, :, : t + 1]          # (n, hkv, t+1, D)
-            scale = att.scaling if hasattr(att, "scaling") else d ** -0.5
-            qh = q.view(n, hkv, g, d)
+        cos = cos.view(1, 1, d).float()
+        # rotate_half(x) * sin == roll(x, D/2) * (sin with its first half negated)
+        sin = sin.view(1, 1, d).float() * f.rope_sign
+        plen = self.prefix[0][0].shape[1]
+        for layer, (w_qkv, b_qkv, w_gu, b_gu), (k_p, v_p), (k_g, v_g), norms in zip(
+                inner.layers, f.layers, self.prefix, self.buffers, f.norms, strict=True):
+            att, mlp = layer.self_attn, layer.mlp
+            qkv = F.linear(_rms(h, norms[0]).view(n, -1), w_qkv, b_qkv)
+            qk = qkv[:, : (hq + hkv) * d].view(n, hq + hkv, d).float()
+            qk = qk * cos + torch.roll(qk, half, -1) * sin           # rotary, q and k at once
+            k_g[:, :, t].copy_(qk[:, hq:])
+            v_g[:, :, t].copy_(qkv[:, (hq + hkv) * d:].view(n, hkv, d))
+            qh = qk[:, :hq].reshape(n, hkv, g, d)
             qp = qh.permute(1, 0, 2, 3).reshape(hkv, n * g, d)
             s_p = torch.bmm(qp, k_p.transpose(1, 2))                # (hkv, n*g, P)
-            s_p = s_p.view(hkv, n, g, -1).permute(1, 0, 2, 3)        # (n, hkv, g, P)
-            s_g = torch.matmul(qh, kg.transpose(2, 3))              # (n, hkv, g, t+1)
-            p = torch.softmax(torch.cat([s_p, s_g], dim=-1) * scale, dim=-1)
-            plen = k_p.shape[1]
+            s_p = s_p.view(hkv, n, g, plen).permute(1, 0, 2, 3)      # (n, hkv, g, P)
+            s_g = torch.matmul(qh, k_g[:, :, : t + 1].transpose(2, 3))   # (n, hkv, g, t+1)
+            p = torch.softmax(torch.cat([s_p, s_g], dim=-1) * f.scale, dim=-1)
             p_p = p[..., :plen].permute(1, 0, 2, 3).reshape(hkv, n * g, plen)
             o = torch.bmm(p_p, v_p).view(hkv, n, g, d).permute(1, 0, 2, 3)
-            o = o + torch.matmul(p[..., plen:], vg)                 # (n, hkv, g, D)
-            h = h + att.o_proj(o.reshape(n, 1, hq * d).to(h.dtype))
-            x = layer.post_attention_layernorm(h)
-            gu = F.linear(x, w_gu, b_gu)
-            mlp = layer.mlp
-            h = h + mlp.down_proj(mlp.act_fn(gu[..., : f.intermediate]) * gu[..., f.intermediate:])
+            o = o + torch.matmul(p[..., plen:], v_g[:, :, : t + 1])   # (n, hkv, g, D)
+            h = h + F.linear(o.reshape(n, 1, hq * d).to(h.dtype), att.o_proj.weight,
+                             att.o_proj.bias)
+            gu = F.linear(_rms(h, norms[1]), w_gu, b_gu)
+            gu = mlp.act_fn(gu[..., : f.intermediate]) * gu[..., f.intermediate:]
+            h = h + F.linear(gu, mlp.down_proj.weight, mlp.down_proj.bias)
         h = inner.norm(h)
         return model.lm_head(h[:, -1, :])
+
+
+def _rms(x, norm):
+    """``LlamaRMSNorm``: w · (x / sqrt(mean(x²) + eps)), computed in float32."""
+    import torch.nn.functional as F
+
+    weight, eps = norm
+    return weight * F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)

@@ -102,3 +102,39 @@ def test_every_row_dropped(lm):
     state.select(np.array([], np.int64))
     state.advance(np.array([], np.int64))
     assert state.rows == 0 and state.logprobs.shape == (0, lm.vocab_size)
+
+
+def test_a_prompt_reuses_the_cache_of_the_common_prefix_with_the_last_one():
+    import torch
+
+    import smc.shared_prefix as sp
+
+    lm = tiny_lm(seed=5)
+    base = "def f(x):\n    return x + 1\n" * 3
+    first, second = lm.encode(base + "1 + 2"), lm.encode(base + "(3 - 4)")
+    common = sp._common_length(first, second)
+    assert 5 < common < len(second)
+    SharedPrefixState(lm, first, 2)
+    calls = []
+    forward = lm.model.forward
+    lm.model.forward = lambda *a, **k: calls.append(k["input_ids"].shape[1]) or forward(*a, **k)
+    try:
+        fast = SharedPrefixState(lm, second, 2)          # runs only the new suffix
+        again = SharedPrefixState(lm, second, 2)         # the same prompt: no forward at all
+    finally:
+        del lm.model.forward
+    assert calls == [len(second) - common]
+    ref = _HFState(lm, second, 2)
+    for state in (fast, again):
+        np.testing.assert_allclose(state.logprobs, ref.logprobs, atol=1e-5)
+    toks = np.array([7, 9])
+    fast.advance(toks)
+    ref.advance(toks)
+    np.testing.assert_allclose(fast.logprobs, ref.logprobs, atol=1e-5)
+    with torch.no_grad():                                # a weight changes in place
+        lm.model.model.layers[0].self_attn.q_proj.weight.mul_(1.5)
+    changed, ref = SharedPrefixState(lm, second, 1), _HFState(lm, second, 1)
+    np.testing.assert_allclose(changed.logprobs, ref.logprobs, atol=1e-5)
+    changed.advance(np.array([3]))
+    ref.advance(np.array([3]))
+    np.testing.assert_allclose(changed.logprobs, ref.logprobs, atol=1e-5)
