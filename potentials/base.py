@@ -30,6 +30,13 @@ class Potential:
         """log Φ(text) for a finished output."""
         raise NotImplementedError
 
+    def prefix_held(self, text: str, held: bytes) -> float:
+        """log of an upper bound of Φ over the completions of ``text`` whose next character
+        starts with the bytes ``held`` (an unfinished UTF-8 character after a token that
+        ended inside it).  Default ``prefix(text)``: any character may follow; a grammar
+        narrows it (``potentials.held_chars``)."""
+        return self.prefix(text)
+
     def prefix_batch(self, texts: Sequence[str]) -> list[float]:
         """``prefix`` of many texts; override when batching is cheaper."""
         return [self.prefix(t) for t in texts]
@@ -80,6 +87,15 @@ class Product(Potential):
         total = 0.0
         for f in self.factors:
             v = f.prefix(text)
+            if v == NEG_INF:
+                return NEG_INF
+            total += v
+        return total
+
+    def prefix_held(self, text: str, held: bytes) -> float:
+        total = 0.0
+        for f in self.factors:
+            v = f.prefix_held(text, held)
             if v == NEG_INF:
                 return NEG_INF
             total += v

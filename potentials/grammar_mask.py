@@ -61,24 +61,43 @@ class _SegmentLexer:
         return sid
 
     def fill(self, sids: np.ndarray, classes: np.ndarray) -> None:
-        """Compute the transitions (sid, class) a walk found unknown."""
-        ctx, cons, reps = self.ctx, self.mask.constraints, self.mask.class_rep
-        width = self.mask.engine.width
+        """Compute the transitions (sid, class) a walk found unknown.
+
+        A held-edge column (``vocab_trie``) is alive iff one of the classes its held bytes
+        can become is; it then leads to that class's state (only the edge's leaf, which
+        holds tokens, is visited)."""
+        mask = self.mask
+        reps, n_chars = mask.class_rep, mask.n_char_classes
         for sid, c in zip(sids.tolist(), classes.tolist(), strict=True):
             if self.table[sid, c] != UNKNOWN:
                 continue
-            lid, cid, col = self.pairs[sid]
-            ch = reps[c]
+            if c < n_chars:
+                nxt = self._next(sid, reps[c])        # may grow (replace) self.table
+                self.table[sid, c] = nxt
+                continue
             nxt = DEAD_STATE
-            cid2 = cons.step(cid, ch)
-            if cid2 >= 0:
-                lid2 = ctx.step(lid, ch)
-                if lid2 != DEAD:
-                    key = (lid2, cid2, width(ctx, lid2, col, ch))
-                    nxt = self.index.get(key)
-                    if nxt is None:
-                        nxt = self._intern(*key)
+            for cc in mask.held_classes[c - n_chars]:
+                got = self.table[sid, cc]
+                if got == UNKNOWN:
+                    got = self._next(sid, reps[cc])
+                    self.table[sid, cc] = got
+                if got != DEAD_STATE:
+                    nxt = got
+                    break
             self.table[sid, c] = nxt
+
+    def _next(self, sid: int, ch: str) -> int:
+        """The state after ``ch`` from state ``sid``, or ``DEAD_STATE``."""
+        lid, cid, col = self.pairs[sid]
+        cid2 = self.mask.constraints.step(cid, ch)
+        if cid2 < 0:
+            return DEAD_STATE
+        lid2 = self.ctx.step(lid, ch)
+        if lid2 == DEAD:
+            return DEAD_STATE
+        key = (lid2, cid2, self.mask.engine.width(self.ctx, lid2, col, ch))
+        nxt = self.index.get(key)
+        return self._intern(*key) if nxt is None else nxt
 
 
 class _Segment:
@@ -163,9 +182,29 @@ class GrammarMask:
         order = np.argsort(first, kind="stable")
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
-        self.char_class = rank[inverse.reshape(-1)].astype(np.int64)
         self.class_rep = [alphabet[i] for i in first[order]] if n else []
-        self.n_classes = max(1, len(self.class_rep))
+        # Held edges (``vocab_trie``): one column each, after the character classes; an
+        # edge reads the classes of the characters its held bytes can become (a class
+        # is added for a row no character of the alphabet has).
+        class_of_row = ({rows[i].tobytes(): int(rank[inverse.reshape(-1)[i]]) for i in first}
+                        if n else {})
+        self.held_classes: list[list[int]] = []
+        for key in self.trie.held_keys:
+            ids: list[int] = []
+            for ch in self.grammar.held_chars.reps(key) or ():
+                row = np.zeros(hits.shape[1], np.bool_)
+                row[: len(atoms)] = [a.fullmatch(ch) is not None for a in atoms]
+                c = class_of_row.setdefault(np.packbits(row).tobytes(), len(self.class_rep))
+                if c == len(self.class_rep):
+                    self.class_rep.append(ch)
+                if c not in ids:
+                    ids.append(c)
+            self.held_classes.append(ids)
+        self.n_char_classes = max(1, len(self.class_rep))
+        self.char_class = np.concatenate([
+            rank[inverse.reshape(-1)].astype(np.int64)[:n],
+            self.n_char_classes + np.arange(len(self.held_classes), dtype=np.int64)])
+        self.n_classes = self.n_char_classes + len(self.held_classes)
 
     def _lexer(self, ctx: LexContext) -> _SegmentLexer:
         lex = self._lexers.get(ctx)

@@ -292,6 +292,30 @@ class LarkGrammar(Potential):
             return 0.0
         return self.complete(text) if not text else NEG_INF
 
+    def prefix_held(self, text: str, held: bytes) -> float:
+        """0 if a character starting with the bytes ``held`` can follow ``text`` in some
+        string of the language (one representative per class of characters the lexer
+        tells apart; ``potentials.held_chars``), else −inf."""
+        reps = self.held_chars.reps(held)
+        if reps is None:                  # a lone 4-byte lead byte: not narrowed
+            return self.prefix(text)
+        return 0.0 if any(self.prefix(text + ch) == 0.0 for ch in reps) else NEG_INF
+
+    @property
+    def held_chars(self):
+        """``HeldChars`` over this grammar's regex atoms (built on first use)."""
+        got = getattr(self, "_held_chars", None)
+        if got is None:
+            from potentials.held_chars import HeldChars
+
+            got = self._held_chars = HeldChars(self.atoms())
+        return got
+
+    def atoms(self) -> list:
+        """The distinct one-character regex atoms of every terminal (compiled patterns)."""
+        return list({(a.pattern, a.flags): a for auto in self._engine.autos
+                     for a in auto._atoms}.values())
+
     def is_viable_prefix(self, text: str) -> bool:
         """``prefix(text) == 0`` as a bool."""
         return self.prefix(text) == 0.0

@@ -3,11 +3,15 @@
 A token v with bytes b stands, after a text with no held-back bytes, for the
 characters ``t(v) = complete_utf8(b)[0]``: its complete characters (a token that
 ends inside a multi-byte character holds those bytes back, one that can never be
-valid UTF-8 reads as U+FFFD).  Tokens are inserted at the node of t(v), so a
-token with t(v) = "" (only held bytes) sits at the root.  Children are stored in
-CSR form: node i's children are ``child_node[child_start[i]:child_start[i+1]]``
-reached by characters ``alphabet[child_char[...]]``; tokens ending at node i are
-``tok_ids[tok_start[i]:tok_start[i+1]]``.
+valid UTF-8 reads as U+FFFD).  Tokens are inserted at the node of t(v).  A token
+that holds bytes h back, where h is narrowed (``held_chars.narrows``: at most 4,096
+characters start with h), hangs instead below t(v)'s node on a *held edge*: a virtual
+character ``len(alphabet) + k`` for ``held_keys[k] = h``, which a grammar mask
+follows iff some character starting with h can follow (so ``prefix_held``).  Other
+held tokens (lone 4-byte lead bytes) sit at t(v)'s node, e.g. the root.  Children are
+stored in CSR form: node i's children are ``child_node[child_start[i]:child_start[i+1]]``
+reached by characters ``alphabet[child_char[...]]`` (held edges: ids past the
+alphabet); tokens ending at node i are ``tok_ids[tok_start[i]:tok_start[i+1]]``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from potentials.held_chars import narrows
 from smc.token_bytes import complete_utf8
 
 
@@ -30,18 +35,25 @@ class VocabTrie:
         skip = set(exclude)
         self.vocab_size = len(vocab_bytes)
         texts: dict[int, str] = {}
+        tails: dict[int, bytes] = {}
         for tid, data in enumerate(vocab_bytes):
             if data is None or tid in skip:
                 continue
-            texts[tid] = complete_utf8(data)[0]
+            texts[tid], n_held = complete_utf8(data)
+            if n_held and narrows(data[len(data) - n_held:]):
+                tails[tid] = data[len(data) - n_held:]
         self.alphabet: list[str] = sorted({c for t in texts.values() for c in t})
+        self.held_keys: list[bytes] = sorted(set(tails.values()))
         char_id = {c: i for i, c in enumerate(self.alphabet)}
+        held_id = {h: len(self.alphabet) + k for k, h in enumerate(self.held_keys)}
         kids: list[dict[int, int]] = [{}]
         toks: list[list[int]] = [[]]
         for tid, text in texts.items():
             node = 0
-            for ch in text:
-                c = char_id[ch]
+            path = [char_id[ch] for ch in text]
+            if tid in tails:
+                path.append(held_id[tails[tid]])
+            for c in path:
                 nxt = kids[node].get(c)
                 if nxt is None:
                     nxt = kids[node][c] = len(kids)
@@ -69,6 +81,7 @@ class VocabTrie:
 
 
 _TRIES: dict[tuple[str, tuple[int, ...]], VocabTrie] = {}
+_FORMAT = b"held-edges-1"  # part of the disk cache key: bump when the layout changes
 _ARRAYS = ("child_start", "child_char", "child_node", "tok_start", "tok_ids")
 
 
@@ -83,7 +96,8 @@ def _save(trie: VocabTrie, path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as f:
-            np.savez(f, alphabet=np.array(trie.alphabet, dtype=object), sizes=np.array(
+            np.savez(f, alphabet=np.array(trie.alphabet, dtype=object),
+                     held_keys=np.array(trie.held_keys, dtype=object), sizes=np.array(
                 [trie.vocab_size, trie.n_nodes, trie.n_tokens, trie.depth]),
                 **{a: getattr(trie, a) for a in _ARRAYS})
         os.replace(f.name, path)
@@ -98,6 +112,7 @@ def _load(path: Path) -> VocabTrie | None:
             for a in _ARRAYS:
                 setattr(trie, a, data[a])
             trie.alphabet = [str(c) for c in data["alphabet"]]
+            trie.held_keys = [bytes(h) for h in data["held_keys"]]
             trie.vocab_size, trie.n_nodes, trie.n_tokens, trie.depth = (
                 int(x) for x in data["sizes"])
             return trie
@@ -112,7 +127,7 @@ def vocab_trie(vocab_bytes: Sequence[bytes | None], exclude: Iterable[int] = ())
     digest = hashlib.blake2b(digest_size=16)
     for data in vocab_bytes:
         digest.update(b"\x00N" if data is None else len(data).to_bytes(4, "little") + data)
-    digest.update(repr(skip).encode())
+    digest.update(repr(skip).encode() + _FORMAT)
     key = (digest.hexdigest(), skip)
     trie = _TRIES.get(key)
     if trie is None:

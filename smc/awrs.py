@@ -222,8 +222,9 @@ class AWRSProposal:
             if len(self._cache) >= self.cache_size:
                 self._cache.clear()
             self.calls += 1
-            ctx = _Context(check_log_weight(self.constraint.prefix(text),
-                                            f"{self.constraint!r}.prefix"))
+            base = (self.constraint.prefix_held(text, held) if held
+                    else self.constraint.prefix(text))
+            ctx = _Context(check_log_weight(base, f"{self.constraint!r}.prefix"))
             self._cache[key] = ctx
         return ctx
 
@@ -243,12 +244,18 @@ class AWRSProposal:
         elif data is None:  # special tokens are never text
             value = NEG_INF
         else:
-            tail, _ = complete_utf8(held + data)
-            if tail:
+            joined = held + data
+            tail, n_held = complete_utf8(joined)
+            still = joined[len(joined) - n_held:] if n_held else b""
+            if still and (tail or still != held):  # ends inside a character: can one follow?
+                self.calls += 1
+                value = check_log_weight(self.constraint.prefix_held(text + tail, still),
+                                         f"{self.constraint!r}.prefix_held")
+            elif tail:
                 self.calls += 1
                 value = check_log_weight(self.constraint.prefix(text + tail),
                                          f"{self.constraint!r}.prefix")
-            else:  # still inside a held-back character: the text does not change
+            else:  # the held bytes did not change: neither does the value
                 value = ctx.base
         log_c = value - ctx.base if value != NEG_INF else NEG_INF
         if log_c > _TOLERANCE:

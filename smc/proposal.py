@@ -74,7 +74,8 @@ class MaskedProposal:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        base = check_log_weight(self.constraint.prefix(text), f"{self.constraint!r}.prefix")
+        base = check_log_weight(self.constraint.prefix_held(text, held) if held
+                                else self.constraint.prefix(text), f"{self.constraint!r}.prefix")
         if base == NEG_INF:
             out = (np.empty(0, np.int64), np.empty(0))
         else:
