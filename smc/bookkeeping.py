@@ -21,6 +21,9 @@ DEATH_CRITIC = "the critic rejected a prefix"
 DEATH_END = "the output was rejected at EOS"
 DEATH_LENGTH = "max_tokens reached before EOS"
 
+# smc also resamples when the live particles hold less than this share of the total weight
+LIVE_SHARE_FLOOR = 1e-4
+
 
 @dataclass
 class Run:

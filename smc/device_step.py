@@ -5,7 +5,8 @@ Per step t, on the model's device (tensors; ``smc.device_kernels``):
   1. l ← l + δ_{t−1}               host increments of the previous step's tokens, uploaded
   2. s = log p(· | x) + log c(· | x)  c from packed bitmask rows built on the host, uploaded
   3. v ~ exp(s)/Zₜ, l_row ← l_row + log Zₜ  (is/smc; a row with Zₜ = 0 draws −1 and dies)
-  4. ESS = (Σw)²/Σw²; resample ⇔ any live ∧ ESS < τ·N (a tensor, no branch on the host);
+  4. ESS = (Σw)²/Σw²; resample ⇔ any live ∧ (ESS < τ·N ∨ (τ > 0 ∧ live share of Σw <
+     ``generate.LIVE_SHARE_FLOOR``)) (a tensor, no branch on the host);
      ancestors a drawn unconditionally, identity where not resampling; log Ẑ += log mean w
      and l ← 0 (−inf stays) where resampling
   5. one copy to the host: int64 [flag, a₁…a_N, v₁…v_R] (``fetch``; smc) or [v₁…v_R]
@@ -47,7 +48,7 @@ import torch
 import kernels
 from potentials.base import NEG_INF
 from smc import device_kernels as dk
-from smc.bookkeeping import DEATH_LENGTH, DEATH_NO_TOKEN, Loop, Run, record_token
+from smc.bookkeeping import DEATH_LENGTH, DEATH_NO_TOKEN, LIVE_SHARE_FLOOR, Loop, Run, record_token
 from smc.lm import LanguageModel
 from smc.population import Population
 from smc.proposal import MaskedProposal
@@ -184,6 +185,10 @@ def device_loop(run: Run, pop: Population, prompt_ids: list[int],
             ess_buf[step - 1] = ess
         if resampling:
             do = live.any() & (ess < threshold)
+            if threshold > 0:  # the live particles hold next to no weight: end them
+                live_lse = dk.logsumexp(torch.where(live, log_w, NEG_INF))
+                share = live_lse - dk.logsumexp(log_w)
+                do = do | (live.any() & (share < math.log(LIVE_SHARE_FLOOR)))
             ancestors = dk.resample(log_w, run.resampler,
                                     dk.draw_randomness(run.resampler, n, gen_resample, dev))
             ancestors = torch.where(do, ancestors, identity)

@@ -6,7 +6,11 @@ in EOS within ``max_tokens``.  Each step every live particle draws one token
 proposal) and the critic's twist prefix(x′) − prefix(x) where the critic is
 evaluated; at EOS the critic's ``complete`` closes the telescoping product, so a
 finished particle's weight is p(x)Φ(x)/q(x).  ``smc`` resamples when
-ESS < τ·N and accumulates log Ẑ = Σ_epochs log mean wᵢ.
+ESS < τ·N, or (τ > 0) when the live particles hold less than ``LIVE_SHARE_FLOOR`` of
+the total weight, and accumulates log Ẑ = Σ_epochs log mean wᵢ.  The second rule ends
+runs in which one improbable particle (e.g. a query followed by whitespace the grammar
+still allows) would otherwise cost every step up to ``max_tokens`` while almost surely
+never being drawn; like the ESS rule it depends only on the current weights.
 
 Two step paths compute this (``step=``): the host path below (log-probabilities copied to
 the host each step, one particle at a time) and the device path of ``smc.device_step``
@@ -30,6 +34,7 @@ from smc.bookkeeping import (  # noqa: F401  (the DEATH_* names are part of this
     DEATH_END,
     DEATH_LENGTH,
     DEATH_NO_TOKEN,
+    LIVE_SHARE_FLOOR,
     Loop,
     Run,
     record_token,
@@ -45,6 +50,14 @@ PROPOSALS = ("mask", "awrs")
 RESAMPLERS = ("multinomial", "stratified", "systematic", "residual")
 STEPS = ("auto", "host", "device")
 WEIGHTED = ("rerank", "is", "smc")
+
+
+def live_share(log_w: np.ndarray, live: np.ndarray) -> float:
+    """Σ_live wᵢ / Σ wᵢ (0 when every weight is zero)."""
+    total = kernels.logsumexp(log_w)
+    if total == NEG_INF or not live.any():
+        return 0.0
+    return math.exp(kernels.logsumexp(log_w[live]) - total)
 
 
 def _validate(lm, prompt, constraint, critic, method, proposal, n_particles, ess_threshold,
@@ -217,7 +230,9 @@ def _host_loop(run: Run, pop: Population, prop, rng: np.random.Generator,
             timing["forward"].append(0.0)
             break
         ancestors = None
-        if method == "smc" and pop.live().any() and ess < run.ess_threshold * n:
+        live = pop.live()
+        starved = run.ess_threshold > 0 and live_share(pop.log_w, live) < LIVE_SHARE_FLOOR
+        if method == "smc" and live.any() and (ess < run.ess_threshold * n or starved):
             out.log_ml += kernels.logsumexp(pop.log_w) - math.log(n)
             ancestors = kernels.resample(pop.log_w, method=run.resampler, seed=rng)
             out.resampled_at.append(step)
