@@ -108,10 +108,13 @@ def _cat_bias(mods):
                                   device=m.weight.device) for m in mods])
 
 
-def weights_version(model) -> int:
-    """A number that changes whenever a parameter of ``model`` is modified in place
-    (torch's per-tensor version counters): cached weights and prompts are rebuilt then."""
-    return sum(p._version for p in model.parameters())
+def weights_version(model) -> tuple:
+    """A key that changes whenever a parameter of ``model`` is modified in place (torch's
+    per-tensor version counters) or replaced (``model.to(...)``, new storage): cached
+    weights and prompts are rebuilt then."""
+    params = list(model.parameters())
+    return (sum(p._version for p in params), tuple(p.data_ptr() for p in params),
+            params[0].dtype if params else None)
 
 
 def _fused(model) -> _Fused:
@@ -134,7 +137,7 @@ def _layer_kv(cache, i: int):
 class _Prompt:
     """The last prompt run through a model: its ids, KV cache (float32) and last logits."""
 
-    def __init__(self, ids: tuple[int, ...], prefix: list, logits, version: int) -> None:
+    def __init__(self, ids: tuple[int, ...], prefix: list, logits, version: tuple) -> None:
         self.ids, self.prefix, self.logits, self.version = ids, prefix, logits, version
 
 

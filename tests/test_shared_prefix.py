@@ -138,3 +138,16 @@ def test_a_prompt_reuses_the_cache_of_the_common_prefix_with_the_last_one():
     changed.advance(np.array([3]))
     ref.advance(np.array([3]))
     np.testing.assert_allclose(changed.logprobs, ref.logprobs, atol=1e-5)
+
+
+def test_a_model_moved_to_another_dtype_rebuilds_its_caches():
+    import torch
+
+    lm = tiny_lm(seed=6)
+    ids = lm.encode("1 + 2")
+    SharedPrefixState(lm, ids, 2).advance(np.array([3, 4]))
+    lm.model.to(torch.float64)
+    fast, ref = SharedPrefixState(lm, ids, 2), _HFState(lm, ids, 2)
+    fast.advance(np.array([3, 4]))
+    ref.advance(np.array([3, 4]))
+    np.testing.assert_allclose(fast.logprobs, ref.logprobs, atol=1e-8)
