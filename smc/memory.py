@@ -2,8 +2,9 @@
 
 A run of N particles over a prompt of P tokens and ``max_tokens`` T holds, on the model's
 device, a KV cache of N·(P+T)·b bytes, b = 2 (keys and values) · layers · kv_heads ·
-head_dim · bytes per element (with a shared prefix, ``shared_prefix``: (P + N·T)·b₃₂,
-float32 elements), plus per row the step's logits and log-probabilities (2·V
+head_dim · bytes per element (with a shared prefix, ``shared_prefix``: P·b₃₂ + N·4T·b₃₂,
+float32 elements, the generated part's buffers doubling and copied on resampling),
+plus per row the step's logits and log-probabilities (2·V
 floats) and the host copy of the log-probabilities (V float64), or for the device step (no host
 copy) its sampling scratch.  ``generate`` refuses a particle count whose estimate exceeds the
 memory the device reports free.
@@ -89,7 +90,8 @@ def estimate(lm, n: int, prompt_len: int, max_tokens: int,
     if getattr(lm, "shares_prefix", False) and not device_step:
         per_token = kv_bytes_per_token(model.config, 4)      # float32 buffers
         shared = per_token * prompt_len                      # the prompt's cache, once
-        per_row_device = per_token * max_tokens + 2 * vocab * 4
+        # buffers double from 16 positions (≤ 2T) and resampling copies them: ≤ 4T at peak
+        per_row_device = per_token * 4 * max(max_tokens, 16) + 2 * vocab * 4
     else:
         per_row_device = per_token * (prompt_len + max_tokens) + 2 * vocab * 4
     per_row_device += DEVICE_STEP_SCRATCH * vocab if device_step else 0

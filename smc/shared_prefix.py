@@ -111,10 +111,18 @@ def _cat_bias(mods):
 def weights_version(model) -> tuple:
     """A key that changes whenever a parameter of ``model`` is modified in place (torch's
     per-tensor version counters) or replaced (``model.to(...)``, new storage): cached
-    weights and prompts are rebuilt then."""
+    weights and prompts are rebuilt then.  Writes through ``param.data`` bypass the
+    version counter: call ``forget(model)`` after them."""
     params = list(model.parameters())
     return (sum(p._version for p in params), tuple(p.data_ptr() for p in params),
             params[0].dtype if params else None)
+
+
+def forget(model) -> None:
+    """Drop the fused weights and the cached prompt of ``model`` (after weights changed
+    in a way ``weights_version`` cannot see, e.g. ``param.data.copy_(...)``)."""
+    _FUSED.pop(model, None)
+    _PROMPTS.pop(model, None)
 
 
 def _fused(model) -> _Fused:

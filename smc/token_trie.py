@@ -74,11 +74,10 @@ class TokenTrie:
                     here = held_values[key] = check_log_weight(
                         potential.prefix_held(text + decoded, tail),
                         f"{potential!r}.prefix_held")
-                if here == NEG_INF:
-                    continue  # every extension completes or extends this character
             else:
                 here = value
-            if tokens[node]:
+            if tokens[node] and here != NEG_INF:  # (children are scored on their own:
+                # one may decode to U+FFFD instead of completing the held character)
                 ids.extend(tokens[node])
                 vals.extend([here] * len(tokens[node]))
             for byte, child in children[node].items():

@@ -139,3 +139,17 @@ def test_other_potentials_keep_the_bound():
     assert pot.prefix_held("ab", b"\xe2") == 0.0 and pot.prefix_held("x", b"\xe2") == NEG_INF
     prod = pot * LarkGrammar(GRAMMAR)
     assert prod.prefix_held("a", b"\xc3") == NEG_INF and prod.prefix_held("'a", b"\xc3") == 0.0
+
+
+def test_walk_and_mask_agree_below_a_held_prefix_no_character_completes():
+    """b"\\xe2a" decodes to U+FFFD + "a": scored on its own even though no character
+    starting with b"\\xe2" can follow "a" in this grammar."""
+    from smc.token_trie import TokenTrie
+
+    g = LarkGrammar('start: WORD\nWORD: /[a-z\\ufffd]+/')
+    vocab = [b"a", b"\xe2", b"\xe2a", None]
+    assert g.prefix_held("a", b"\xe2") == NEG_INF
+    ids, _ = TokenTrie(vocab, exclude=[3]).walk(g, "a", b"")
+    masker = g.token_masker(vocab, [3])
+    assert sorted(ids.tolist()) == [0, 2]
+    assert np.flatnonzero(masker.allowed("a")[:3]).tolist() == [0, 2]

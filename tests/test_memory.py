@@ -47,8 +47,10 @@ def test_shared_prefix_bytes_match_the_estimate():
     est = smc.memory.estimate(lm, 3, len(ids), 16)
     per_token = smc.memory.kv_bytes_per_token(lm.model.config, 4)
     assert est.shared_bytes == prompt == len(ids) * per_token
-    assert rows == 3 * 16 * per_token
-    assert est.host_bytes == prompt + rows + 3 * (2 * lm.vocab_size * 4) + 3 * lm.vocab_size * 8
+    assert rows == 3 * 16 * per_token                    # capacity 16 = max_tokens here
+    peak_rows = 3 * 4 * 16 * per_token                   # doubled and copied, at most
+    assert est.host_bytes == (prompt + peak_rows + 3 * (2 * lm.vocab_size * 4)
+                              + 3 * lm.vocab_size * 8)
 
 
 def test_generate_refuses_what_does_not_fit_and_names_the_largest(monkeypatch):

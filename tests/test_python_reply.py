@@ -124,3 +124,11 @@ def test_evaluation_drops_example_usage():
     ev = dom.evaluate(code.replace("% 1.0", "// 1.0") + usage, task)
     assert ev.valid and not ev.correct                  # the tests still decide
     assert dom.clean("Sure!\n" + F + "python\n" + code + F + "\nBye") == code.strip()
+
+
+def test_clean_falls_back_to_the_fenced_block_for_replies_the_grammar_rejects():
+    dom = PythonDomain(timeout=5.0)
+    code = "def f():\n    return 1"
+    assert dom.clean("\n" + F + "python\n" + code + "\n" + F) == code
+    assert dom.clean("# sol\n" + F + "python\n" + code + "\n" + F + "\nok") == code
+    assert dom.clean(F + "python\n" + code + "\n" + F + "\nIt returns 1.") == code

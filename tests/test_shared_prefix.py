@@ -151,3 +151,20 @@ def test_a_model_moved_to_another_dtype_rebuilds_its_caches():
     fast.advance(np.array([3, 4]))
     ref.advance(np.array([3, 4]))
     np.testing.assert_allclose(fast.logprobs, ref.logprobs, atol=1e-8)
+
+
+def test_forget_after_writes_through_data():
+    import torch
+
+    import smc.shared_prefix as sp
+
+    lm = tiny_lm(seed=7)
+    ids = lm.encode("1 + 2")
+    SharedPrefixState(lm, ids, 1)
+    with torch.no_grad():
+        lm.model.model.layers[0].self_attn.q_proj.weight.data.mul_(2.0)   # no version bump
+    sp.forget(lm.model)
+    fast, ref = SharedPrefixState(lm, ids, 1), _HFState(lm, ids, 1)
+    fast.advance(np.array([3]))
+    ref.advance(np.array([3]))
+    np.testing.assert_allclose(fast.logprobs, ref.logprobs, atol=1e-5)

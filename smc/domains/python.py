@@ -174,9 +174,8 @@ class PythonDomain(Domain):
         (unconstrained samples: prose before a fence) the first fenced block."""
         if output is None:
             return None
-        code = split_reply(output).code
-        if compile_error(code if code.endswith("\n") else code + "\n") is None:
-            return code.strip()
+        if _grammar().complete(output) == 0.0:      # a reply the grammar admits
+            return split_reply(output).code.strip()
         return Domain.clean(output)
 
     def evaluate(self, output: str | None, task: Task) -> Evaluation:
