@@ -4,7 +4,6 @@ grammar's ``prefix_held``, the mask's held edges, and exactness with them."""
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from potentials import LarkGrammar
 from potentials.base import NEG_INF, FunctionPotential
 from potentials.held_chars import MAX_HELD_RANGE, HeldChars, char_range, narrows
 from tests.exact import enumerate_laws, random_function_lm, tv
+from tests.test_exactness import assert_unbiased, z_weighted_posterior
 
 
 @functools.cache
@@ -122,16 +122,8 @@ def test_smc_with_held_edges_matches_enumeration(proposal):
     assert any("é" in t for t in pi)
     runs = [smc.generate(lm, "", constraint=g, method="smc", proposal=proposal,
                          n_particles=128, max_tokens=4, seed=s) for s in range(60)]
-    logs = np.array([r.log_ml for r in runs])
-    weights = np.exp(logs - logs.max())
-    est: dict[str, float] = {}
-    for r, w in zip(runs, weights, strict=True):
-        for text, p in r.posterior.items():
-            est[text] = est.get(text, 0.0) + w * p
-    total = sum(est.values())
-    assert tv({k: v / total for k, v in est.items()}, pi) < 0.05
-    zs = np.exp(logs)
-    assert abs(zs.mean() - z) < 4 * zs.std(ddof=1) / math.sqrt(len(zs)) + 1e-3 * z
+    assert tv(z_weighted_posterior(runs), pi) < 0.05
+    assert_unbiased(runs, z)
 
 
 def test_other_potentials_keep_the_bound():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -12,6 +10,7 @@ from potentials.base import NEG_INF, FunctionPotential
 from smc.bookkeeping import LIVE_SHARE_FLOOR
 from smc.generate import live_share
 from tests.exact import enumerate_laws, tv
+from tests.test_exactness import assert_unbiased, z_weighted_posterior
 
 VOCAB = ["a", " ", "<eos>"]
 
@@ -48,16 +47,8 @@ def test_starved_particles_end_the_run_and_the_law_holds(step):
     # the "a" particles finish at step 2; the space particles are then starved and drawn
     # out, instead of running to max_tokens (0.9 per step to go on)
     assert np.mean([r.steps <= 3 for r in runs]) > 0.9
-    logs = np.array([r.log_ml for r in runs])
-    weights = np.exp(logs - logs.max())
-    est: dict[str, float] = {}
-    for r, w in zip(runs, weights, strict=True):
-        for text, p in r.posterior.items():
-            est[text] = est.get(text, 0.0) + w * p
-    total = sum(est.values())
-    assert tv({k: v / total for k, v in est.items()}, pi) < 0.01
-    zs = np.exp(logs)
-    assert abs(zs.mean() - z) < 4 * zs.std(ddof=1) / math.sqrt(len(zs)) + 1e-3 * z
+    assert tv(z_weighted_posterior(runs), pi) < 0.01
+    assert_unbiased(runs, z)
 
 
 def test_importance_sampling_never_resamples():
