@@ -25,16 +25,23 @@ from smc.lm import BatchState, DeviceBatchState, LanguageModel
 from smc.token_bytes import vocab_bytes
 
 
-def _prompt_forward(lm: HFLanguageModel, prompt_ids: Sequence[int], n: int):
-    """Run the prompt once (batch 1), repeat its KV cache to ``n`` rows; (cache, last logits)."""
+def run_prompt(lm: HFLanguageModel, ids: Sequence[int], past=None):
+    """The model's output on ``ids`` (batch 1) after the cache ``past`` (None: from scratch),
+    computing only the last position's logits where the model allows it."""
     import torch
 
-    ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)
+    run = torch.tensor([list(ids)], dtype=torch.long, device=lm.device)
+    kwargs = {"use_cache": True} if past is None else {"use_cache": True, "past_key_values": past}
     with torch.inference_mode(), torch.profiler.record_function("smc.forward"):
         try:  # only the last position's logits: P×V floats would dwarf the cache
-            out = lm.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            return lm.model(input_ids=run, logits_to_keep=1, **kwargs)
         except TypeError:
-            out = lm.model(input_ids=ids, use_cache=True)
+            return lm.model(input_ids=run, **kwargs)
+
+
+def _prompt_forward(lm: HFLanguageModel, prompt_ids: Sequence[int], n: int):
+    """Run the prompt once (batch 1), repeat its KV cache to ``n`` rows; (cache, last logits)."""
+    out = run_prompt(lm, prompt_ids)
     cache = out.past_key_values
     if n > 1:
         cache.batch_repeat_interleave(n)
@@ -64,19 +71,24 @@ class _HFState(BatchState):
             self.cache.reorder_cache(torch.as_tensor(rows, device=self.lm.device))
 
     def advance(self, tokens: np.ndarray) -> None:
-        import torch
-
         tokens = np.asarray(tokens, dtype=np.int64)
         if len(tokens) == 0:
             self.logprobs = np.empty((0, self.lm.vocab_size))
             return
         self.lm.check_length(self.length + 1)
+        logits = self._forward(tokens)
+        self.length += 1
+        self.logprobs = self._to_logprobs(logits)
+
+    def _forward(self, tokens: np.ndarray):
+        """Logits (rows, V) after one new token per row; extends the cache."""
+        import torch
+
         ids = torch.as_tensor(tokens, device=self.lm.device).view(-1, 1)
         with torch.inference_mode(), torch.profiler.record_function("smc.forward"):
             out = self.lm.model(input_ids=ids, past_key_values=self.cache, use_cache=True)
         self.cache = out.past_key_values
-        self.length += 1
-        self.logprobs = self._to_logprobs(out.logits[:, -1, :])
+        return out.logits[:, -1, :]
 
 
 class _HFDeviceState(DeviceBatchState):

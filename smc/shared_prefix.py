@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from smc.lm import BatchState
+from smc.hf_lm import _HFState, run_prompt
 
 _FUSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LAYER_PARTS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -167,8 +167,6 @@ def _prefill(lm, ids: list[int]):
     prompt of this model (a domain's prompts share their schema and examples): that
     prefix's cache is reused, in the model's dtype it came from.
     """
-    import torch
-
     model = lm.model
     version = weights_version(model)
     last = _PROMPTS.get(model)
@@ -186,14 +184,7 @@ def _prefill(lm, ids: list[int]):
         past = DynamicCache()
         for i, (k, v) in enumerate(last.prefix):
             past.update(k[None, :, :reuse].to(dtype), v[None, :, :reuse].to(dtype), i)
-    run = torch.tensor([ids[reuse:]], dtype=torch.long, device=lm.device)
-    with torch.inference_mode(), torch.profiler.record_function("smc.forward"):
-        kwargs = {"use_cache": True} if past is None else {"use_cache": True,
-                                                          "past_key_values": past}
-        try:
-            out = model(input_ids=run, logits_to_keep=1, **kwargs)
-        except TypeError:
-            out = model(input_ids=run, **kwargs)
+    out = run_prompt(lm, ids[reuse:], past)
     cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
     prefix = []
     for i in range(len(model.model.layers)):
@@ -204,8 +195,9 @@ def _prefill(lm, ids: list[int]):
     return prefix, logits
 
 
-class SharedPrefixState(BatchState):
-    """Rows of one prompt continued in parallel; the prompt's KV cache is stored once."""
+class SharedPrefixState(_HFState):
+    """Rows of one prompt continued in parallel; the prompt's KV cache is stored once
+    (``_HFState``'s bookkeeping, its own cache and forward)."""
 
     def __init__(self, lm, prompt_ids: Sequence[int], n: int) -> None:
         self.lm = lm
@@ -219,13 +211,6 @@ class SharedPrefixState(BatchState):
         self.capacity = 0
         self.buffers: list = []                      # per layer (K, V): (n, Hkv, cap, D)
         self.logprobs = np.repeat(self._to_logprobs(row), n, axis=0)
-
-    # -- host side ---------------------------------------------------------------------
-    def _to_logprobs(self, logits) -> np.ndarray:
-        import torch
-
-        lp = torch.log_softmax(logits.float(), dim=-1)
-        return lp.cpu().numpy().astype(np.float64)[:, : self.lm.vocab_size]
 
     def _grow(self, need: int) -> None:
         """Room for at least ``need`` generated positions per row (capacity doubles)."""
@@ -261,14 +246,9 @@ class SharedPrefixState(BatchState):
         self.buffers = [(k.index_select(0, idx), v.index_select(0, idx))
                         for k, v in self.buffers]
 
-    def advance(self, tokens: np.ndarray) -> None:
+    def _forward(self, tokens: np.ndarray):
         import torch
 
-        tokens = np.asarray(tokens, dtype=np.int64)
-        if len(tokens) == 0:
-            self.logprobs = np.empty((0, self.lm.vocab_size))
-            return
-        self.lm.check_length(self.length + 1)
         if len(tokens) != self.n:
             raise ValueError(f"advance got {len(tokens)} tokens for {self.n} rows")
         self._grow(self.gen + 1)
@@ -276,8 +256,7 @@ class SharedPrefixState(BatchState):
         with torch.inference_mode(), torch.profiler.record_function("smc.forward"):
             logits = self._step(ids)
         self.gen += 1
-        self.length += 1
-        self.logprobs = self._to_logprobs(logits)
+        return logits
 
     # -- the step ----------------------------------------------------------------------
     def _step(self, ids):
