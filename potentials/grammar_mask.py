@@ -87,8 +87,7 @@ class GrammarMask:
         Each distinct atom (a one-character pattern) is run once over the whole alphabet
         with ``re.sub`` (C speed) instead of once per character; characters with the same
         row of matches share a class, numbered in order of first appearance."""
-        atoms = list({(a.pattern, a.flags): a for auto in self.engine.autos
-                      for a in auto._atoms}.values())
+        atoms = self.grammar.atoms()
         alphabet = self.trie.alphabet
         n = len(alphabet)
         extra = self.engine.indentation is not None

@@ -231,8 +231,9 @@ def _host_loop(run: Run, pop: Population, prop, rng: np.random.Generator,
             break
         ancestors = None
         live = pop.live()
-        starved = run.ess_threshold > 0 and live_share(pop.log_w, live) < LIVE_SHARE_FLOOR
-        if method == "smc" and live.any() and (ess < run.ess_threshold * n or starved):
+        if method == "smc" and live.any() and (
+                ess < run.ess_threshold * n
+                or run.ess_threshold > 0 and live_share(pop.log_w, live) < LIVE_SHARE_FLOOR):
             out.log_ml += kernels.logsumexp(pop.log_w) - math.log(n)
             ancestors = kernels.resample(pop.log_w, method=run.resampler, seed=rng)
             out.resampled_at.append(step)
