@@ -34,8 +34,10 @@ class LexContext:
 
     def __init__(self, autos: Sequence[CharAutomaton], order: Sequence[int],
                  embedded: Sequence[int], unless: dict[int, list[int]],
-                 useful: frozenset[int]) -> None:
+                 useful: frozenset[int], shared: SharedSteps | None = None) -> None:
         self._autos = autos
+        self._shared = SharedSteps() if shared is None else shared
+        self._gid: list[int] = []  # a state's id in ``shared``
         self._rank = {t: r for r, t in enumerate(order)}
         self._embedded = frozenset(embedded)
         self._unless = unless
@@ -92,6 +94,7 @@ class LexContext:
             sid = len(self._states)
             self._states.append(key[0] + side)
             self._n_main.append(len(main))
+            self._gid.append(self._shared.intern(key[0] + side, len(main)))
             self._index[key] = sid
             self._trans.append({})
             self._closes.append(None)
@@ -102,19 +105,14 @@ class LexContext:
         trans = self._trans[state]
         nxt = trans.get(ch)
         if nxt is None:
-            autos, n_main = self._autos, self._n_main[state]
-            pairs, targets = [], []
-            for i, (t, d) in enumerate(self._states[state]):
-                d2 = autos[t].step(d, ch)
-                if d2 != DEAD:
-                    (pairs if i < n_main else targets).append((t, d2))
-            if not pairs:
+            key = self._shared.step(self._autos, self._gid[state], self._states[state],
+                                    self._n_main[state], ch)
+            if key is None:
                 nxt = DEAD
             else:  # characters of one class step the pairs alike: normalise each result once
-                key = (tuple(pairs), tuple(targets))
                 nxt = self._stepped.get(key)
                 if nxt is None:
-                    nxt = self._stepped[key] = self._normalise(pairs, targets)
+                    nxt = self._stepped[key] = self._normalise(list(key[0]), key[1])
             trans[ch] = nxt
         return nxt
 
@@ -137,6 +135,38 @@ class LexContext:
                     found.append((emit, cons))
             self._closes[state] = found
         return found
+
+
+class SharedSteps:
+    """Raw steps of lexeme pair sets, shared by every context of one grammar.
+
+    Stepping the (terminal, automaton state) pairs on a character does not depend on
+    the context (only normalising the result does), and the same pair sets recur in
+    many contexts (e.g. the inside of an identifier): each is stepped once per
+    character here.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[Pairs, int], int] = {}
+        self._steps: dict[tuple[int, str], tuple[Pairs, Pairs] | None] = {}
+
+    def intern(self, pairs: Pairs, n_main: int) -> int:
+        """Id of a lexeme state's pairs (its first ``n_main`` are main pairs)."""
+        return self._ids.setdefault((pairs, n_main), len(self._ids))
+
+    def step(self, autos: Sequence[CharAutomaton], gid: int, pairs: Pairs, n_main: int,
+             ch: str) -> tuple[Pairs, Pairs] | None:
+        """(main pairs, re-typing targets) alive after ``ch``; None when no main pair is."""
+        key = (gid, ch)
+        if key in self._steps:
+            return self._steps[key]
+        main, targets = [], []
+        for i, (t, d) in enumerate(pairs):
+            d2 = autos[t].step(d, ch)
+            if d2 != DEAD:
+                (main if i < n_main else targets).append((t, d2))
+        got = self._steps[key] = (tuple(main), tuple(targets)) if main else None
+        return got
 
 
 class Constraints:

@@ -19,7 +19,7 @@ from lark.indenter import Indenter
 from lark.parsers.lalr_analysis import Shift
 
 from potentials._lark_indent import Indentation
-from potentials._lark_lexer import Constraints, LexContext
+from potentials._lark_lexer import Constraints, LexContext, SharedSteps
 from potentials._lark_munch import longest_match_safe
 from potentials._lark_regex import DEAD, CharAutomaton
 
@@ -88,6 +88,7 @@ class ParserEngine:
         self._by_action: dict[int, tuple[frozenset[int], list]] = {}
         # lexer contexts by content: parser states whose Lark lexers agree share them
         self._contexts: dict[tuple[tuple, frozenset[int]], LexContext] = {}
+        self._steps = SharedSteps()  # pair-set steps shared by the contexts
         self._lexer_keys: dict[int, tuple] = {}
         self.indentation = Indentation(self, indenter) if indenter else None
         self.initial_ind = self.indentation.initial if indenter else 0
@@ -245,7 +246,8 @@ class ParserEngine:
             ctx = self._contexts.get(key)
             if ctx is None:
                 order, embedded, unless = self._info(node.state)
-                ctx = self._contexts[key] = LexContext(self.autos, order, embedded, unless, useful)
+                ctx = self._contexts[key] = LexContext(self.autos, order, embedded, unless, useful,
+                                                             self._steps)
             if in_paren:
                 node.ctx_paren = ctx
             else:

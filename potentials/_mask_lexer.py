@@ -32,8 +32,10 @@ class SegmentLexer:
         self.mask = mask
         self.pairs: list[tuple[int, int, int]] = []
         self.index: dict[tuple[int, int, int], int] = {}
-        self.table = np.full((16, mask.n_classes), UNKNOWN, np.int64)
+        self.table = np.full((16, mask.n_classes), UNKNOWN, np.int32)
         self.closable = np.zeros(16, np.bool_)
+        # opens[s, c]: the lexeme may end in s and a next lexeme may start with class c
+        self.opens = np.zeros((16, mask.n_classes), np.bool_)
 
     def state(self, lid: int, cid: int, col: int) -> int:
         """Id of (lid, cid, col)."""
@@ -48,7 +50,11 @@ class SegmentLexer:
             grow = self.table.shape[0]
             self.table = np.concatenate([self.table, np.full_like(self.table[:grow], UNKNOWN)])
             self.closable = np.concatenate([self.closable, np.zeros(grow, np.bool_)])
-        self.closable[sid] = bool(self.ctx.closes(lid))
+            self.opens = np.concatenate([self.opens, np.zeros_like(self.opens[:grow])])
+        merge, opens = self.mask.constraints.merge, self.mask.opening_classes
+        for _term, extra in self.ctx.closes(lid):
+            np.logical_or(self.opens[sid], opens(merge(cid, extra)), out=self.opens[sid])
+        self.closable[sid] = bool(self.opens[sid].any())
         return sid
 
     def fill(self, sids: np.ndarray, classes: np.ndarray) -> None:

@@ -3,9 +3,12 @@
 ``walk`` visits, depth first, the trie below each start node while a deterministic
 automaton (``table[state, char class]``, −1 = dead) stays alive.  Every token that
 ends at a visited node is allowed (its bit is set in ``bits``); every visited node
-where the automaton may end the pending lexeme (``closable[state]``) and that has
-children is reported as an *event* (node, state): the caller feeds the parser
-there and continues below that node with the next lexer.
+where the automaton may end the pending lexeme (``closable[state]``) and that has a
+child a next lexeme may start with (``opens[state, class]``: the constraints that
+ending the lexeme leaves allow it) is reported as an *event* (node, state): the
+caller feeds the parser there and continues below that node with the next lexer.
+Children are pushed last first, so nodes are visited in increasing id (the trie is
+numbered in preorder): the arrays are read front to back.
 
 The automaton is tabulated lazily: a transition not computed yet (``UNKNOWN``) is
 reported as a *miss* (trie edge, state) and not followed.  The caller computes the
@@ -24,7 +27,7 @@ UNKNOWN = -2  # table entry: not computed yet (reported, the caller fills it and
 
 @njit(cache=True, nogil=True)
 def walk(child_start, child_char, child_node, tok_start, tok_ids, char_class, table, closable,
-         start_nodes, start_states, start_emit, bits, ev_node, ev_state, n_events,
+         opens, start_nodes, start_states, start_emit, bits, ev_node, ev_state, n_events,
          miss_edge, miss_state):  # pragma: no cover - jit
     """Visit the trie below each (start node, state); return (events, misses).
 
@@ -58,12 +61,15 @@ def walk(child_start, child_char, child_node, tok_start, tok_ids, char_class, ta
             if lo == hi:
                 continue
             if closable[state]:
-                if n_events == cap:
-                    return -1, n_missing
-                ev_node[n_events] = node
-                ev_state[n_events] = state
-                n_events += 1
-            for j in range(lo, hi):
+                for j in range(lo, hi):
+                    if opens[state, char_class[child_char[j]]]:
+                        if n_events == cap:
+                            return -1, n_missing
+                        ev_node[n_events] = node
+                        ev_state[n_events] = state
+                        n_events += 1
+                        break
+            for j in range(hi - 1, lo - 1, -1):  # last pushed, first popped: preorder
                 nxt = table[state, char_class[child_char[j]]]
                 if nxt == -2:
                     if n_missing == miss_cap:

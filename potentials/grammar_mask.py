@@ -57,6 +57,7 @@ class GrammarMask:
         self.words = (self.vocab_size + 31) // 32
         self._classes()
         self._lexers: dict[LexContext, _SegmentLexer] = {}
+        self._opening: dict[int, np.ndarray] = {}
         self._lexer_ids: dict[LexContext, int] = {}
         self._roots: dict[tuple[int, int], _Segment] = {}
         self._segments: dict[tuple[int, int, bytes], _Segment] = {}
@@ -132,9 +133,25 @@ class GrammarMask:
             self.held_classes.append(ids)
         self.n_char_classes = max(1, len(self.class_rep))
         self.char_class = np.concatenate([
-            rank[inverse.reshape(-1)].astype(np.int64)[:n],
-            self.n_char_classes + np.arange(len(self.held_classes), dtype=np.int64)])
+            rank[inverse.reshape(-1)].astype(np.int32)[:n],
+            self.n_char_classes + np.arange(len(self.held_classes), dtype=np.int32)])
         self.n_classes = self.n_char_classes + len(self.held_classes)
+
+    def opening_classes(self, cid: int) -> np.ndarray:
+        """Classes a lexeme may start with under constraint set ``cid`` (bool per column).
+
+        A class is out when its character breaks a constraint that ending the previous
+        lexeme left (e.g. a letter right after an identifier Lark reads greedily); a
+        held-edge column is kept (a bound: the walk decides it).
+        """
+        got = self._opening.get(cid)
+        if got is None:
+            got = np.ones(self.n_classes, np.bool_)
+            step = self.constraints.step
+            for c, ch in enumerate(self.class_rep[: self.n_char_classes]):
+                got[c] = step(cid, ch) >= 0
+            self._opening[cid] = got
+        return got
 
     def _lexer(self, ctx: LexContext) -> _SegmentLexer:
         lex = self._lexers.get(ctx)
@@ -156,7 +173,7 @@ class GrammarMask:
         while True:
             n, n_missing = walk(trie.child_start, trie.child_char, trie.child_node,
                                 trie.tok_start, trie.tok_ids, self.char_class, lex.table,
-                                lex.closable, nodes, states, emits, bits, self._ev_node,
+                                lex.closable, lex.opens, nodes, states, emits, bits, self._ev_node,
                                 self._ev_state, n, self._miss_edge, self._miss_state)
             if n < 0 or n_missing < 0:  # arrays too small: again from the start, larger
                 if n < 0:
@@ -176,7 +193,8 @@ class GrammarMask:
             edges = self._miss_edge[:n_missing].copy()
             from_states = self._miss_state[:n_missing].copy()
             classes = self.char_class[trie.child_char[edges]]
-            lex.fill(from_states, classes)
+            pairs = np.unique(from_states * self.n_classes + classes)
+            lex.fill(pairs // self.n_classes, pairs % self.n_classes)
             nxt = lex.table[from_states, classes]
             live = nxt >= 0
             nodes, states = trie.child_node[edges[live]], nxt[live]

@@ -61,27 +61,38 @@ class VocabTrie:
                     toks.append([])
                 node = nxt
             toks[node].append(tid)
+        # renumber in depth-first preorder (children by character): a walk then reads the
+        # arrays front to back instead of jumping through them (measured 5x fewer stalls)
+        order: list[int] = []
+        todo = [0]
+        while todo:
+            node = todo.pop()
+            order.append(node)
+            todo.extend(child for _c, child in sorted(kids[node].items(), reverse=True))
+        new_id = {old: i for i, old in enumerate(order)}
+        kids = [{c: new_id[child] for c, child in kids[old].items()} for old in order]
+        toks = [toks[old] for old in order]
         n = len(kids)
         self.n_nodes = n
-        self.child_start = np.zeros(n + 1, np.int64)
+        self.child_start = np.zeros(n + 1, np.int32)
         self.child_start[1:] = np.cumsum([len(k) for k in kids])
-        self.child_char = np.empty(int(self.child_start[-1]), np.int64)
-        self.child_node = np.empty(int(self.child_start[-1]), np.int64)
+        self.child_char = np.empty(int(self.child_start[-1]), np.int32)
+        self.child_node = np.empty(int(self.child_start[-1]), np.int32)
         for i, k in enumerate(kids):
             lo = self.child_start[i]
             for j, (c, child) in enumerate(sorted(k.items())):
                 self.child_char[lo + j] = c
                 self.child_node[lo + j] = child
-        self.tok_start = np.zeros(n + 1, np.int64)
+        self.tok_start = np.zeros(n + 1, np.int32)
         self.tok_start[1:] = np.cumsum([len(t) for t in toks])
-        self.tok_ids = np.fromiter((t for ts in toks for t in ts), np.int64,
+        self.tok_ids = np.fromiter((t for ts in toks for t in ts), np.int32,
                                    count=int(self.tok_start[-1]))
         self.n_tokens = len(texts)
         self.depth = max((len(t) for t in texts.values()), default=0)
 
 
 _TRIES: dict[tuple[str, tuple[int, ...]], VocabTrie] = {}
-_FORMAT = b"held-edges-1"  # part of the disk cache key: bump when the layout changes
+_FORMAT = b"held-edges-preorder-int32-3"  # part of the disk cache key: bump when the layout changes
 _ARRAYS = ("child_start", "child_char", "child_node", "tok_start", "tok_ids")
 
 
