@@ -36,6 +36,7 @@ class LexContext:
                  embedded: Sequence[int], unless: dict[int, list[int]],
                  useful: frozenset[int], shared: SharedSteps | None = None) -> None:
         self._autos = autos
+        self.lexer = (order, embedded, unless)  # what Lark's lexer here is made of
         self._shared = SharedSteps() if shared is None else shared
         self._gid: list[int] = []  # a state's id in ``shared``
         self._rank = {t: r for r, t in enumerate(order)}

@@ -89,6 +89,7 @@ class ParserEngine:
         # lexer contexts by content: parser states whose Lark lexers agree share them
         self._contexts: dict[tuple[tuple, frozenset[int]], LexContext] = {}
         self._steps = SharedSteps()  # pair-set steps shared by the contexts
+        self._wide: dict[tuple, LexContext] = {}
         self._lexer_keys: dict[int, tuple] = {}
         self.indentation = Indentation(self, indenter) if indenter else None
         self.initial_ind = self.indentation.initial if indenter else 0
@@ -248,11 +249,21 @@ class ParserEngine:
                 order, embedded, unless = self._info(node.state)
                 ctx = self._contexts[key] = LexContext(self.autos, order, embedded, unless, useful,
                                                              self._steps)
+                ctx.lexer_key = key[0]
             if in_paren:
                 node.ctx_paren = ctx
             else:
                 node.ctx = ctx
         return ctx
+
+    def wide_context(self, ctx: LexContext) -> LexContext:
+        """``ctx``'s lexer with every terminal useful: one per lexer, shared by its contexts."""
+        wide = self._wide.get(ctx.lexer_key)
+        if wide is None:
+            wide = self._wide[ctx.lexer_key] = LexContext(
+                self.autos, *ctx.lexer, frozenset(range(len(self.autos))), self._steps)
+            wide.lexer_key = ctx.lexer_key
+        return wide
 
     def context_at(self, node: StackNode, ind: int) -> LexContext:
         """The lexer context of a configuration's stack and indentation state."""

@@ -1,10 +1,21 @@
 """The lexer of one context as the dense automaton that ``_mask_walk.walk`` reads.
 
-States are (lexeme state, constraint set, newline width) triples of one ``LexContext``;
-columns are the grammar mask's character classes, then one per held edge of the
-vocabulary trie (``vocab_trie``: tokens that end inside a UTF-8 character).  Entries
-are tabulated on demand: ``UNKNOWN`` ones are filled when a walk reaches them (the walk
-reports them and resumes), so only the transitions some token reads are computed.
+Lark's contextual lexer differs between parser states in two ways: the terminals it
+tries (its *lexer*: order, keywords, re-typings) and the terminals the parser can take
+there (*useful*).  The transitions depend only on the lexer, so they are tabulated once
+per lexer (``SharedSegmentLexer``, lexeme states normalised as if every terminal were
+useful) and every context with that lexer reads the same table through a
+``SegmentLexer`` view that adds what usefulness decides: whether a state is alive (some
+terminal it may still end as is useful) and where a next lexeme may start.  Dropping a
+terminal that is not useful changes no useful token (it can neither be emitted nor
+pre-empt a useful one: exact terminals are kept), so the view's language equals the
+context's own lexer's.
+
+States are (lexeme state, constraint set, newline width) triples; columns are the
+grammar mask's character classes, then one per held edge of the vocabulary trie
+(``vocab_trie``: tokens that end inside a UTF-8 character).  Entries are tabulated on
+demand: ``UNKNOWN`` ones are filled when a walk reaches them (the walk reports them and
+resumes), so only the transitions that some token reads are computed.
 """
 
 from __future__ import annotations
@@ -21,57 +32,62 @@ if TYPE_CHECKING:
     from potentials.grammar_mask import GrammarMask
 
 
-class SegmentLexer:
-    """The lexer of one context as a dense automaton over (lexeme state, constraint set,
-    newline width), tabulated on demand: ``UNKNOWN`` entries are filled when a walk
-    reaches them (the walk reports them and runs again), so only the transitions that
-    some token actually reads are ever computed."""
+class SharedSegmentLexer:
+    """Transitions of one Lark lexer over (lexeme state, constraints, width), shared by
+    every context with that lexer (``lc``: its lexeme states with every terminal useful)."""
 
-    def __init__(self, ctx: LexContext, mask: GrammarMask) -> None:
-        self.ctx = ctx
+    def __init__(self, lc: LexContext, mask: GrammarMask) -> None:
+        self.lc = lc
         self.mask = mask
         self.pairs: list[tuple[int, int, int]] = []
         self.index: dict[tuple[int, int, int], int] = {}
         self.table = np.full((16, mask.n_classes), UNKNOWN, np.int32)
-        self.closable = np.zeros(16, np.bool_)
-        # opens[s, c]: the lexeme may end in s and a next lexeme may start with class c
-        self.opens = np.zeros((16, mask.n_classes), np.bool_)
+        self._emitters: dict[int, frozenset[int]] = {}  # lexeme state -> E (see emitters)
 
     def state(self, lid: int, cid: int, col: int) -> int:
-        """Id of (lid, cid, col)."""
+        """Id of (lid, cid, col), ``lid`` a lexeme state of ``lc``."""
         sid = self.index.get((lid, cid, col))
-        return self._intern(lid, cid, col) if sid is None else sid
-
-    def _intern(self, lid: int, cid: int, col: int) -> int:
-        sid = len(self.pairs)
-        self.pairs.append((lid, cid, col))
-        self.index[(lid, cid, col)] = sid
-        if sid >= self.table.shape[0]:
-            grow = self.table.shape[0]
-            self.table = np.concatenate([self.table, np.full_like(self.table[:grow], UNKNOWN)])
-            self.closable = np.concatenate([self.closable, np.zeros(grow, np.bool_)])
-            self.opens = np.concatenate([self.opens, np.zeros_like(self.opens[:grow])])
-        merge, opens = self.mask.constraints.merge, self.mask.opening_classes
-        for _term, extra in self.ctx.closes(lid):
-            np.logical_or(self.opens[sid], opens(merge(cid, extra)), out=self.opens[sid])
-        self.closable[sid] = bool(self.opens[sid].any())
+        if sid is None:
+            sid = len(self.pairs)
+            self.pairs.append((lid, cid, col))
+            self.index[(lid, cid, col)] = sid
+            if sid >= self.table.shape[0]:
+                self.table = np.concatenate([self.table, np.full_like(self.table, UNKNOWN)])
         return sid
 
+    def emitters(self, lid: int) -> frozenset[int]:
+        """Terminals that ending a lexeme from ``lid`` may emit: its main terminals and
+        the re-typing targets of those still alive.  The state is alive in a context iff
+        one of them is useful there (``LexContext._capable``)."""
+        got = self._emitters.get(lid)
+        if got is None:
+            lc = self.lc
+            pairs = lc._states[lid]
+            alive = {t for t, _d in pairs}
+            main = [t for t, _d in pairs[: lc._n_main[lid]]]
+            got = frozenset(main) | {u for t in main for u in lc._unless.get(t, ()) if u in alive}
+            self._emitters[lid] = got
+        return got
+
     def fill(self, sids: np.ndarray, classes: np.ndarray) -> None:
-        """Compute the transitions (sid, class) a walk found unknown.
+        """Compute the distinct transitions (sid, class) a walk found unknown.
 
         A held-edge column (``vocab_trie``) is alive iff one of the classes its held bytes
         can become is; it then leads to that class's state (only the edge's leaf, which
         holds tokens, is visited)."""
         mask = self.mask
         reps, n_chars = mask.class_rep, mask.n_char_classes
+        out: list[int] = []
+        held: list[tuple[int, int]] = []
+        nxt_of = self._next
         for sid, c in zip(sids.tolist(), classes.tolist(), strict=True):
-            if self.table[sid, c] != UNKNOWN:
-                continue
-            if c < n_chars:
-                nxt = self._next(sid, reps[c])        # may grow (replace) self.table
-                self.table[sid, c] = nxt
-                continue
+            if c >= n_chars:
+                held.append((sid, c))
+                out.append(UNKNOWN)
+            else:
+                out.append(nxt_of(sid, reps[c]))  # may grow (replace) self.table
+        self.table[sids, classes] = out
+        for sid, c in held:
             nxt = DEAD_STATE
             for cc in mask.held_classes[c - n_chars]:
                 got = self.table[sid, cc]
@@ -86,12 +102,96 @@ class SegmentLexer:
     def _next(self, sid: int, ch: str) -> int:
         """The state after ``ch`` from state ``sid``, or ``DEAD_STATE``."""
         lid, cid, col = self.pairs[sid]
-        cid2 = self.mask.constraints.step(cid, ch)
-        if cid2 < 0:
-            return DEAD_STATE
-        lid2 = self.ctx.step(lid, ch)
+        if cid:
+            cid = self.mask.constraints.step(cid, ch)
+            if cid < 0:
+                return DEAD_STATE
+        lc = self.lc
+        lid2 = lc._trans[lid].get(ch)
+        if lid2 is None:
+            lid2 = lc.step(lid, ch)
         if lid2 == DEAD:
             return DEAD_STATE
-        key = (lid2, cid2, self.mask.engine.width(self.ctx, lid2, col, ch))
-        nxt = self.index.get(key)
-        return self._intern(*key) if nxt is None else nxt
+        return self.state(lid2, cid, self.mask.engine.width(lc, lid2, col, ch))
+
+
+class SegmentLexer:
+    """One context's view of its lexer's shared table: which states are alive here
+    (``live``: 1, 0, or −1 not known yet), where a lexeme may end and a next one start
+    (``opens[s, class]``; ``opens_bits[s]`` the same as class bits, 0 where the lexeme
+    cannot end), and the closes the context's parser takes."""
+
+    def __init__(self, ctx: LexContext, shared: SharedSegmentLexer) -> None:
+        self.ctx = ctx
+        self.shared = shared
+        self.mask = shared.mask
+        self._useful = ctx._useful
+        self._wide: dict[int, int] = {}  # ctx lexeme state -> shared lexeme state
+        self.live = np.full(16, -1, np.int8)
+        self.opens_bits = np.zeros(16, np.uint64)  # opens[s] as a set of class bits
+        self.opens = np.zeros((16, self.mask.n_classes), np.bool_)
+        self._closes: dict[int, list[tuple[int, int, int]]] = {}
+
+    @property
+    def table(self) -> np.ndarray:
+        return self.shared.table
+
+    @property
+    def pairs(self) -> list[tuple[int, int, int]]:
+        return self.shared.pairs
+
+    def state(self, lid: int, cid: int, col: int) -> int:
+        """Shared id of (lid, cid, col), ``lid`` a lexeme state of this context; its
+        overlay is known on return."""
+        wide = self._wide.get(lid)
+        if wide is None:
+            ctx, lc = self.ctx, self.shared.lc
+            pairs, n_main = ctx._states[lid], ctx._n_main[lid]
+            wide = lc._normalise(list(pairs[:n_main]), pairs[n_main:])
+            if lid == ctx.init and wide != DEAD:
+                lc._closes[wide] = []  # an empty lexeme is never a token
+            self._wide[lid] = wide
+        sid = self.shared.state(wide, cid, col)
+        self.sync()
+        self.know(np.array([sid]))
+        return sid
+
+    def sync(self) -> None:
+        """Grow the overlay to the shared table's states (new ones not known yet)."""
+        n, have = len(self.shared.pairs), len(self.live)
+        if n > have:
+            grow = max(n, 2 * have) - have
+            self.live = np.concatenate([self.live, np.full(grow, -1, np.int8)])
+            self.opens_bits = np.concatenate([self.opens_bits, np.zeros(grow, np.uint64)])
+            self.opens = np.concatenate([self.opens, np.zeros((grow, self.opens.shape[1]),
+                                                              np.bool_)])
+
+    def know(self, sids: np.ndarray) -> None:
+        """Compute the overlay of the states ``sids`` not known yet."""
+        shared, useful, live = self.shared, self._useful, self.live
+        merge, opening = self.mask.constraints.merge, self.mask.opening_classes
+        for sid in sids.tolist():
+            if live[sid] >= 0:
+                continue
+            lid, cid, _col = shared.pairs[sid]
+            if useful.isdisjoint(shared.emitters(lid)):
+                live[sid] = 0
+                continue
+            live[sid] = 1
+            for term, extra in shared.lc.closes(lid):
+                if term in useful:
+                    np.logical_or(self.opens[sid], opening(merge(cid, extra)),
+                                  out=self.opens[sid])
+            self.opens_bits[sid] = np.bitwise_or.reduce(self.mask.class_bits[self.opens[sid]])
+
+    def closes(self, sid: int) -> list[tuple[int, int, int]]:
+        """(terminal, merged constraints, newline width or −1) of each way this context
+        ends the lexeme in state ``sid``."""
+        got = self._closes.get(sid)
+        if got is None:
+            lid, cid, col = self.shared.pairs[sid]
+            merge, nl = self.mask.constraints.merge, self.mask.nl
+            got = self._closes[sid] = [(term, merge(cid, extra), col if term == nl else -1)
+                                       for term, extra in self.shared.lc.closes(lid)
+                                       if term in self._useful]
+        return got

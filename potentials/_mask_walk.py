@@ -1,19 +1,24 @@
-"""Numba loop of the token-mask compiler: a character trie walked against one lexer automaton.
+"""Numba loops of the token-mask compiler: a character trie walked against one lexer automaton.
 
-``walk`` visits, depth first, the trie below each start node while a deterministic
-automaton (``table[state, char class]``, −1 = dead) stays alive.  Every token that
-ends at a visited node is allowed (its bit is set in ``bits``); every visited node
-where the automaton may end the pending lexeme (``closable[state]``) and that has a
-child a next lexeme may start with (``opens[state, class]``: the constraints that
-ending the lexeme leaves allow it) is reported as an *event* (node, state): the
-caller feeds the parser there and continues below that node with the next lexer.
-Children are pushed last first, so nodes are visited in increasing id (the trie is
-numbered in preorder): the arrays are read front to back.
+``walk`` visits the trie below each start node while a deterministic automaton
+(``table[state, char class]``, −1 = dead) stays alive and its state is *live* in the
+walking context (``live[state]`` > 0).  Every token that ends at a visited node is
+allowed (its bit is set in ``bits``); every visited node where the automaton may end
+the pending lexeme and that has a child a next lexeme may start
+with (``opens[state, class]``: the constraints that ending the lexeme leaves allow it)
+is reported as an *event* (node, state): the caller feeds the parser there and
+continues below that node with the next lexer.
 
-The automaton is tabulated lazily: a transition not computed yet (``UNKNOWN``) is
-reported as a *miss* (trie edge, state) and not followed.  The caller computes the
-missed transitions and resumes the walk from the missed edges only, so a walk that
-discovers its automaton as it goes still visits each (node, state) once.
+The trie is numbered in preorder, so a subtree is the id range [i, ``end[i]``) and a
+walk is one forward scan: a node's state is its parent's stepped on the node's class,
+and a dead node skips its subtree in one jump.  No stack, and the arrays are read
+front to back.
+
+The automaton is tabulated lazily: a transition not computed yet (``UNKNOWN``), or a
+state whose liveness the context has not decided yet (``live`` −1), is reported as a
+*miss* (node, parent state) and its subtree skipped.  The caller computes what was
+missing and resumes the walk from the missed nodes only, so a walk that discovers its
+automaton as it goes still visits each (node, state) once.
 """
 
 from __future__ import annotations
@@ -26,61 +31,91 @@ UNKNOWN = -2  # table entry: not computed yet (reported, the caller fills it and
 
 
 @njit(cache=True, nogil=True)
-def walk(child_start, child_char, child_node, tok_start, tok_ids, char_class, table, closable,
-         opens, start_nodes, start_states, start_emit, bits, ev_node, ev_state, n_events,
-         miss_edge, miss_state):  # pragma: no cover - jit
+def subtree_ends(parent):  # pragma: no cover - jit
+    """``end[i]``: one past the last node of i's subtree, for a trie numbered in preorder."""
+    n = parent.shape[0]
+    size = np.ones(n, np.int32)
+    for i in range(n - 1, 0, -1):
+        size[parent[i]] += size[i]
+    return np.arange(n, dtype=np.int32) + size
+
+
+@njit(cache=True, nogil=True)
+def walk(trie, lexer, start_nodes, start_states, start_emit, bits, ev_node, ev_state, n_events,
+         miss_node, miss_state, scratch, gen):  # pragma: no cover - jit
     """Visit the trie below each (start node, state); return (events, misses).
 
+    ``trie`` = (end, parent, node_class, child_start, edge_class, kid_bits, tok_start,
+    tok_ids, tok_node) and ``lexer`` = (table, live, opens, opens_bits): see the module
+    docstring; ``kid_bits[i]``/``opens_bits[s]`` summarise i's child classes / the
+    classes s opens as 64-bit sets, so most nodes skip the exact event check.
     Tokens at a start node are allowed only where ``start_emit`` says so.  Events are
     appended after the ``n_events`` already in ``ev_node``/``ev_state``; the returned
     count includes them.  Events −1: the event arrays are too small.  Misses −1: the
     miss arrays are too small (the recorded misses are still valid).  Either way the
     walk is incomplete and the caller starts it again with larger arrays.
+    ``scratch`` = (state per node, generation mark per node, visited list); ``gen`` is
+    a number no earlier call used.
     """
+    end, parent, node_class, child_start, edge_class, kid_bits, tok_start, tok_ids, \
+        tok_node = trie
+    table, live, opens, opens_bits = lexer
+    state_of, seen, visited = scratch
     n_missing = 0
+    n_visited = 0
     cap = ev_node.shape[0]
-    miss_cap = miss_edge.shape[0]
-    stack_node = np.empty(child_start.shape[0], np.int64)
-    stack_state = np.empty(child_start.shape[0], np.int64)
+    miss_cap = miss_node.shape[0]
     for k in range(start_nodes.shape[0]):
         root = start_nodes[k]
-        emit_start = start_emit[k]
-        stack_node[0] = root
-        stack_state[0] = start_states[k]
-        top = 1
-        while top > 0:
-            top -= 1
-            node = stack_node[top]
-            state = stack_state[top]
-            if node != root or emit_start:
-                for j in range(tok_start[node], tok_start[node + 1]):
-                    t = tok_ids[j]
-                    bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-            lo = child_start[node]
-            hi = child_start[node + 1]
-            if lo == hi:
-                continue
-            if closable[state]:
-                for j in range(lo, hi):
-                    if opens[state, char_class[child_char[j]]]:
+        stop = end[root]
+        i = root
+        while i < stop:
+            if i == root:
+                state = start_states[k]
+            else:
+                ps = state_of[parent[i]]
+                state = table[ps, node_class[i]]
+                if state < 0 or live[state] <= 0:
+                    if state == -2 or (state >= 0 and live[state] < 0):
+                        if n_missing == miss_cap:
+                            return n_events, -1
+                        miss_node[n_missing] = i
+                        miss_state[n_missing] = ps
+                        n_missing += 1
+                    i = end[i]
+                    continue
+            state_of[i] = state
+            if i != root or start_emit[k]:
+                seen[i] = gen
+                visited[n_visited] = i
+                n_visited += 1
+            if kid_bits[i] & opens_bits[state]:  # maybe an event: check exactly
+                for j in range(child_start[i], child_start[i + 1]):
+                    if opens[state, edge_class[j]]:
                         if n_events == cap:
                             return -1, n_missing
-                        ev_node[n_events] = node
+                        ev_node[n_events] = i
                         ev_state[n_events] = state
                         n_events += 1
                         break
-            for j in range(hi - 1, lo - 1, -1):  # last pushed, first popped: preorder
-                nxt = table[state, char_class[child_char[j]]]
-                if nxt == -2:
-                    if n_missing == miss_cap:
-                        return n_events, -1
-                    miss_edge[n_missing] = j
-                    miss_state[n_missing] = state
-                    n_missing += 1
-                elif nxt >= 0:
-                    stack_node[top] = child_node[j]
-                    stack_state[top] = nxt
-                    top += 1
+            i += 1
+    # the tokens at visited nodes: per node when few, else one pass over the vocabulary
+    vocab = tok_node.shape[0]
+    if 3 * n_visited < vocab:
+        for v in range(n_visited):
+            i = visited[v]
+            for j in range(tok_start[i], tok_start[i + 1]):
+                t = tok_ids[j]
+                bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+    else:
+        for w in range(bits.shape[0]):
+            acc = np.uint32(0)
+            lo = 32 * w
+            for b in range(min(32, vocab - lo)):
+                node = tok_node[lo + b]
+                if node >= 0 and seen[node] == gen:
+                    acc |= np.uint32(1) << np.uint32(b)
+            bits[w] |= acc
     return n_events, n_missing
 
 

@@ -12,6 +12,9 @@ held tokens (lone 4-byte lead bytes) sit at t(v)'s node, e.g. the root.  Childre
 stored in CSR form: node i's children are ``child_node[child_start[i]:child_start[i+1]]``
 reached by characters ``alphabet[child_char[...]]`` (held edges: ids past the
 alphabet); tokens ending at node i are ``tok_ids[tok_start[i]:tok_start[i+1]]``.
+Nodes are numbered in preorder, so i's subtree is the id range [i, ``end[i]``);
+``parent[i]`` and ``node_char[i]`` (the character of the edge into i) let a walk scan
+a subtree forward (``_mask_walk.walk``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from potentials._mask_walk import subtree_ends
 from potentials.held_chars import narrows
 from smc.token_bytes import complete_utf8
 
@@ -83,17 +87,28 @@ class VocabTrie:
             for j, (c, child) in enumerate(sorted(k.items())):
                 self.child_char[lo + j] = c
                 self.child_node[lo + j] = child
+        # preorder: i's subtree is [i, end[i]); parent and incoming character per node
+        self.parent = np.zeros(n, np.int32)
+        self.node_char = np.zeros(n, np.int32)
+        self.parent[self.child_node] = np.repeat(np.arange(n, dtype=np.int32),
+                                                 np.diff(self.child_start))
+        self.node_char[self.child_node] = self.child_char
+        self.end = subtree_ends(self.parent)
         self.tok_start = np.zeros(n + 1, np.int32)
         self.tok_start[1:] = np.cumsum([len(t) for t in toks])
         self.tok_ids = np.fromiter((t for ts in toks for t in ts), np.int32,
                                    count=int(self.tok_start[-1]))
+        self.tok_node = np.full(self.vocab_size, -1, np.int32)  # node of each token (−1: none)
+        self.tok_node[self.tok_ids] = np.repeat(np.arange(n, dtype=np.int32),
+                                                np.diff(self.tok_start))
         self.n_tokens = len(texts)
         self.depth = max((len(t) for t in texts.values()), default=0)
 
 
 _TRIES: dict[tuple[str, tuple[int, ...]], VocabTrie] = {}
-_FORMAT = b"held-edges-preorder-int32-3"  # part of the disk cache key: bump when the layout changes
-_ARRAYS = ("child_start", "child_char", "child_node", "tok_start", "tok_ids")
+_FORMAT = b"held-edges-preorder-scan-5"  # part of the disk cache key: bump when the layout changes
+_ARRAYS = ("child_start", "child_char", "child_node", "parent", "node_char", "end",
+           "tok_start", "tok_ids", "tok_node")
 
 
 def _cache_file(key: str) -> Path:
