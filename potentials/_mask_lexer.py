@@ -26,7 +26,7 @@ import numpy as np
 
 from potentials._lark_lexer import LexContext
 from potentials._lark_regex import DEAD
-from potentials._mask_walk import DEAD_STATE, UNKNOWN
+from potentials._mask_walk import DEAD_STATE, PENDING, UNKNOWN
 
 if TYPE_CHECKING:
     from potentials.grammar_mask import GrammarMask
@@ -91,7 +91,7 @@ class SharedSegmentLexer:
             nxt = DEAD_STATE
             for cc in mask.held_classes[c - n_chars]:
                 got = self.table[sid, cc]
-                if got == UNKNOWN:
+                if got == UNKNOWN or got == PENDING:
                     got = self._next(sid, reps[cc])
                     self.table[sid, cc] = got
                 if got != DEAD_STATE:
@@ -182,7 +182,8 @@ class SegmentLexer:
                 if term in useful:
                     np.logical_or(self.opens[sid], opening(merge(cid, extra)),
                                   out=self.opens[sid])
-            self.opens_bits[sid] = np.bitwise_or.reduce(self.mask.class_bits[self.opens[sid]])
+            bits = self.mask.walker.class_bits[self.opens[sid]]
+            self.opens_bits[sid] = np.bitwise_or.reduce(bits) if len(bits) else 0
 
     def closes(self, sid: int) -> list[tuple[int, int, int]]:
         """(terminal, merged constraints, newline width or −1) of each way this context

@@ -28,6 +28,7 @@ from numba import njit
 
 DEAD_STATE = -1  # table entry: the automaton dies on this class
 UNKNOWN = -2  # table entry: not computed yet (reported, the caller fills it and resumes)
+PENDING = -3  # table entry: reported unknown in this walk already (the caller fills it)
 
 
 @njit(cache=True, nogil=True)
@@ -41,28 +42,32 @@ def subtree_ends(parent):  # pragma: no cover - jit
 
 
 @njit(cache=True, nogil=True)
-def walk(trie, lexer, start_nodes, start_states, start_emit, bits, ev_node, ev_state, n_events,
-         miss_node, miss_state, scratch, gen):  # pragma: no cover - jit
-    """Visit the trie below each (start node, state); return (events, misses).
+def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_events, misses,
+         scratch, gen):  # pragma: no cover - jit
+    """Visit the trie below each (start node, state); return (events, misses, pairs, asks).
 
     ``trie`` = (end, parent, node_class, child_start, edge_class, kid_bits, tok_start,
     tok_ids, tok_node) and ``lexer`` = (table, live, opens, opens_bits): see the module
     docstring; ``kid_bits[i]``/``opens_bits[s]`` summarise i's child classes / the
     classes s opens as 64-bit sets, so most nodes skip the exact event check.
-    Tokens at a start node are allowed only where ``start_emit`` says so.  Events are
-    appended after the ``n_events`` already in ``ev_node``/``ev_state``; the returned
-    count includes them.  Events −1: the event arrays are too small.  Misses −1: the
-    miss arrays are too small (the recorded misses are still valid).  Either way the
-    walk is incomplete and the caller starts it again with larger arrays.
+    Tokens at a start node are allowed only where ``start_emit`` says so.  Events
+    (``events`` = (nodes, states)) are appended after the ``n_events`` already there.
+
+    A node the walk cannot decide is a *miss*, recorded in ``misses`` = (nodes, parent
+    states, pair states, pair classes, asked states): its transition is unknown — the
+    entry is set ``PENDING`` and the pair recorded once — or its state's liveness is
+    (``live`` set −2, the state recorded once).  A count of −1 means its array is too
+    small: the walk stopped early (what was recorded is valid) and is to be run again.
     ``scratch`` = (state per node, generation mark per node, visited list); ``gen`` is
     a number no earlier call used.
     """
     end, parent, node_class, child_start, edge_class, kid_bits, tok_start, tok_ids, \
         tok_node = trie
     table, live, opens, opens_bits = lexer
+    ev_node, ev_state = events
+    miss_node, miss_state, pair_state, pair_class, asked = misses
     state_of, seen, visited = scratch
-    n_missing = 0
-    n_visited = 0
+    n_missing = n_pairs = n_asked = n_visited = 0
     cap = ev_node.shape[0]
     miss_cap = miss_node.shape[0]
     for k in range(start_nodes.shape[0]):
@@ -74,11 +79,21 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, ev_node, ev_s
                 state = start_states[k]
             else:
                 ps = state_of[parent[i]]
-                state = table[ps, node_class[i]]
+                c = node_class[i]
+                state = table[ps, c]
                 if state < 0 or live[state] <= 0:
-                    if state == -2 or (state >= 0 and live[state] < 0):
+                    if state == UNKNOWN or state == PENDING or (state >= 0 and live[state] < 0):
                         if n_missing == miss_cap:
-                            return n_events, -1
+                            return n_events, -1, n_pairs, n_asked
+                        if state == UNKNOWN:
+                            table[ps, c] = PENDING
+                            pair_state[n_pairs] = ps
+                            pair_class[n_pairs] = c
+                            n_pairs += 1
+                        elif state >= 0 and live[state] == -1:
+                            live[state] = -2
+                            asked[n_asked] = state
+                            n_asked += 1
                         miss_node[n_missing] = i
                         miss_state[n_missing] = ps
                         n_missing += 1
@@ -93,7 +108,7 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, ev_node, ev_s
                 for j in range(child_start[i], child_start[i + 1]):
                     if opens[state, edge_class[j]]:
                         if n_events == cap:
-                            return -1, n_missing
+                            return -1, n_missing, n_pairs, n_asked
                         ev_node[n_events] = i
                         ev_state[n_events] = state
                         n_events += 1
@@ -116,7 +131,33 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, ev_node, ev_s
                 if node >= 0 and seen[node] == gen:
                     acc |= np.uint32(1) << np.uint32(b)
             bits[w] |= acc
-    return n_events, n_missing
+    return n_events, n_missing, n_pairs, n_asked
+
+
+@njit(cache=True, nogil=True)
+def resume(misses, n_missing, node_class, table, live):  # pragma: no cover - jit
+    """Where a walk goes on after its misses were filled: (nodes, states) of the missed
+    nodes whose state is now known and live, and the states whose liveness is still
+    to be decided (marked −2 in ``live``; decide them and call again)."""
+    miss_node, miss_state = misses[0], misses[1]
+    asked = np.empty(n_missing, np.int64)
+    n_asked = 0
+    nodes = np.empty(n_missing, np.int64)
+    states = np.empty(n_missing, np.int64)
+    n = 0
+    for m in range(n_missing):
+        s = table[miss_state[m], node_class[miss_node[m]]]
+        if s < 0:
+            continue
+        if live[s] == -1:
+            live[s] = -2
+            asked[n_asked] = s
+            n_asked += 1
+        if n_asked == 0 and live[s] > 0:
+            nodes[n] = miss_node[m]
+            states[n] = s
+            n += 1
+    return nodes[:n], states[:n], asked[:n_asked]
 
 
 @njit(cache=True, nogil=True)

@@ -26,22 +26,10 @@ import numpy as np
 from potentials._lark_lexer import LexContext
 from potentials._lark_parser import Config, StackNode
 from potentials._lark_regex import DEAD
-from potentials._mask_lexer import SegmentLexer as _SegmentLexer
+from potentials._mask_lexer import SegmentLexer as SegmentLexer
 from potentials._mask_lexer import SharedSegmentLexer
-from potentials._mask_walk import UNKNOWN, event_states, group_events, walk
+from potentials._mask_segment import Segment, SegmentWalker
 from potentials.vocab_trie import VocabTrie, vocab_trie
-
-
-class _Segment:
-    """Allowed tokens of one segment walk and its event groups (terminal, constraints, nodes)."""
-
-    __slots__ = ("bits", "groups", "children", "depths", "__weakref__")
-
-    def __init__(self, bits: np.ndarray, groups: list[tuple[int, int, int, np.ndarray]]) -> None:
-        self.bits = bits
-        self.groups = groups
-        self.children: dict[tuple[int, int], _Segment] = {}  # (group, lexer id) -> segment
-        self.depths: list[int] = []  # stack depths D of this segment's entries in _by_top
 
 
 class GrammarMask:
@@ -57,17 +45,17 @@ class GrammarMask:
         self.vocab_size = len(vocab_bytes)
         self.words = (self.vocab_size + 31) // 32
         self._classes()
-        self._lexers: dict[LexContext, _SegmentLexer] = {}
+        self._lexers: dict[LexContext, SegmentLexer] = {}
         self._shared_lexers: dict[tuple, SharedSegmentLexer] = {}  # by Lark lexer
         self._opening: dict[int, np.ndarray] = {}
         self._lexer_ids: dict[LexContext, int] = {}
-        self._roots: dict[tuple[int, int], _Segment] = {}
-        self._segments: dict[tuple[int, int, bytes], _Segment] = {}
+        self._roots: dict[tuple[int, int], Segment] = {}
+        self._segments: dict[tuple[int, int, bytes], Segment] = {}
         self._masks: OrderedDict[frozenset[Config], np.ndarray] = OrderedDict()
-        self._collected: OrderedDict[tuple[_Segment, StackNode, int], np.ndarray] = \
+        self._collected: OrderedDict[tuple[Segment, StackNode, int], np.ndarray] = \
             OrderedDict()
         # (segment, D, top D+1 stack states) -> collected mask (grammars without indentation)
-        self._by_top: OrderedDict[tuple[_Segment, int, tuple[int, ...]], np.ndarray] = \
+        self._by_top: OrderedDict[tuple[Segment, int, tuple[int, ...]], np.ndarray] = \
             OrderedDict()
         self._ids: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._end: dict[tuple[StackNode, int], bool] = {}
@@ -75,13 +63,6 @@ class GrammarMask:
         self.nl = self.engine.indentation.nl if self._indenting else -1
         self._col0 = 0 if self._indenting else -1
         self.cache_size = cache_size
-        cap = max(1024, self.trie.n_nodes)
-        self._ev_node = np.empty(cap, np.int64)
-        self._ev_state = np.empty(cap, np.int64)
-        self._miss_node = np.empty(4096, np.int64)
-        self._marks = np.zeros(self.trie.n_nodes, np.uint8)  # scratch of group_events
-        self._miss_state = np.empty(4096, np.int64)
-        self.stats = {"walks": 0, "hits": 0, "misses": 0}
         freeze_long_lived_heap()
 
     # ---- character classes -------------------------------------------------------------
@@ -139,33 +120,8 @@ class GrammarMask:
             rank[inverse.reshape(-1)].astype(np.int32)[:n],
             self.n_char_classes + np.arange(len(self.held_classes), dtype=np.int32)])
         self.n_classes = self.n_char_classes + len(self.held_classes)
-        self._walk_arrays()
-
-    def _walk_arrays(self) -> None:
-        """What ``_mask_walk.walk`` reads of the trie for this grammar's classes.
-
-        ``kid_bits[i]`` has bit ``class_bits[c]`` for each class c of i's children: the
-        63 classes most frequent on edges get a bit each, the rest share bit 63.
-        """
-        trie = self.trie
-        node_class = self.char_class[trie.node_char]  # class of the edge into a node
-        edge_class = self.char_class[trie.child_char]  # class of each edge (CSR order)
-        counts = np.bincount(edge_class, minlength=self.n_classes)
-        order = np.argsort(-counts, kind="stable")
-        class_bit = np.full(self.n_classes, 63, np.uint64)
-        class_bit[order[:63]] = np.arange(min(63, self.n_classes), dtype=np.uint64)
-        self.class_bits = np.left_shift(np.uint64(1), class_bit)
-        kid_bits = np.zeros(trie.n_nodes, np.uint64)
-        has = np.diff(trie.child_start) > 0
-        if has.any():
-            kid_bits[has] = np.bitwise_or.reduceat(self.class_bits[edge_class],
-                                                   trie.child_start[:-1][has])
-        self.node_class, self.edge_class = node_class, edge_class
-        self._trie_arrays = (trie.end, trie.parent, node_class, trie.child_start, edge_class,
-                             kid_bits, trie.tok_start, trie.tok_ids, trie.tok_node)
-        self._scratch = (np.empty(trie.n_nodes, np.int32), np.zeros(trie.n_nodes, np.int32),
-                         np.empty(trie.n_nodes, np.int32))
-        self._gen = 0
+        self.stats = {"walks": 0, "hits": 0, "misses": 0}
+        self.walker = SegmentWalker(self)
 
     def opening_classes(self, cid: int) -> np.ndarray:
         """Classes a lexeme may start with under constraint set ``cid`` (bool per column).
@@ -183,85 +139,19 @@ class GrammarMask:
             self._opening[cid] = got
         return got
 
-    def _lexer(self, ctx: LexContext) -> _SegmentLexer:
+    def _lexer(self, ctx: LexContext) -> SegmentLexer:
         lex = self._lexers.get(ctx)
         if lex is None:
             shared = self._shared_lexers.get(ctx.lexer_key)
             if shared is None:
                 shared = self._shared_lexers[ctx.lexer_key] = SharedSegmentLexer(
                     self.engine.wide_context(ctx), self)
-            lex = self._lexers[ctx] = _SegmentLexer(ctx, shared)
+            lex = self._lexers[ctx] = SegmentLexer(ctx, shared)
             self._lexer_ids[ctx] = len(self._lexer_ids)
         return lex
 
-    # ---- segment walks -----------------------------------------------------------------
-    def _walk(self, lex: _SegmentLexer, sid: int, starts: np.ndarray, emit: bool) -> _Segment:
-        """One Numba walk (resumed below missed edges until the automaton it reads is
-        known), its events grouped by (terminal, merged constraints, newline width)."""
-        bits = np.zeros(self.words, np.uint32)
-        if lex.live[sid] <= 0:  # no useful terminal (``SegmentLexer.state`` knows sid)
-            return _Segment(bits, [])
-        n_starts = len(starts)
-        nodes, states = starts, np.full(n_starts, sid, np.int64)
-        emits = np.full(n_starts, emit, np.bool_)
-        n = 0
-        while True:
-            lex.sync()
-            self._gen += 1
-            n, n_missing = walk(self._trie_arrays,
-                                (lex.table, lex.live, lex.opens, lex.opens_bits),
-                                nodes, states, emits, bits, self._ev_node, self._ev_state, n,
-                                self._miss_node, self._miss_state, self._scratch, self._gen)
-            if n < 0 or n_missing < 0:  # arrays too small: again from the start, larger
-                if n < 0:
-                    self._ev_node = np.empty(2 * len(self._ev_node), np.int64)
-                    self._ev_state = np.empty(2 * len(self._ev_state), np.int64)
-                else:
-                    self._miss_node = np.empty(2 * len(self._miss_node), np.int64)
-                    self._miss_state = np.empty(2 * len(self._miss_state), np.int64)
-                nodes, states = starts, np.full(n_starts, sid, np.int64)
-                emits = np.full(n_starts, emit, np.bool_)
-                bits[:] = 0
-                n = 0
-                continue
-            if not n_missing:
-                break
-            # fill the missed transitions, then resume from the missed nodes only
-            missed = self._miss_node[:n_missing].copy()
-            from_states = self._miss_state[:n_missing].copy()
-            classes = self.node_class[missed]
-            unknown = lex.table[from_states, classes] == UNKNOWN
-            if unknown.any():
-                pairs = np.unique(from_states[unknown].astype(np.int64) * self.n_classes
-                                  + classes[unknown])
-                lex.shared.fill(pairs // self.n_classes, pairs % self.n_classes)
-                lex.sync()
-            nxt = lex.table[from_states, classes]
-            lex.know(np.unique(nxt[nxt >= 0]))
-            live = nxt >= 0
-            live[live] = lex.live[nxt[live]] > 0
-            nodes, states = missed[live], nxt[live].astype(np.int64)
-            emits = np.ones(len(nodes), np.bool_)
-        self.stats["walks"] += 1
-        groups: list[tuple[int, int, int, np.ndarray]] = []
-        if n:
-            states = event_states(self._ev_state, n, len(lex.pairs))
-            key_index: dict[tuple[int, int, int], int] = {}
-            key_start = np.zeros(len(lex.pairs) + 1, np.int64)
-            key_ids: list[int] = []
-            for s in states.tolist():
-                for key in lex.closes(s):
-                    key_ids.append(key_index.setdefault(key, len(key_index)))
-                key_start[s + 1] = len(key_ids)
-            np.maximum.accumulate(key_start, out=key_start)
-            nodes, offsets = group_events(self._ev_node, self._ev_state, n, key_start,
-                                          np.asarray(key_ids, np.int64), len(key_index),
-                                          self._marks)
-            for (term, cid, col), g in key_index.items():
-                groups.append((term, cid, col, nodes[offsets[g]:offsets[g + 1]].copy()))
-        return _Segment(bits, groups)
-
-    def _collect(self, seg: _Segment, stack: StackNode, ind: int) -> np.ndarray:
+    # ---- segments -------------------------------------------------------------------
+    def _collect(self, seg: Segment, stack: StackNode, ind: int) -> np.ndarray:
         """Tokens of ``seg`` and of its continuations when the parser is at ``stack``
         (indentation state ``ind``).
 
@@ -293,7 +183,7 @@ class GrammarMask:
         _bounded_put(self._collected, key, acc, self.cache_size)
         return acc
 
-    def _collect_top(self, seg: _Segment, stack: StackNode) -> tuple[np.ndarray, int]:
+    def _collect_top(self, seg: Segment, stack: StackNode) -> tuple[np.ndarray, int]:
         """``_collect`` for a grammar without indentation, and the lowest stack height read.
 
         The parser's answers (feeds, accepted terminals) depend only on the states it
@@ -346,8 +236,8 @@ class GrammarMask:
             seg.depths.append(d)
         return acc, low
 
-    def _child(self, seg: _Segment, g: int, ctx: LexContext, cid: int,
-               nodes: np.ndarray) -> _Segment:
+    def _child(self, seg: Segment, g: int, ctx: LexContext, cid: int,
+               nodes: np.ndarray) -> Segment:
         """The segment continuing ``seg``'s group ``g`` in lexer context ``ctx``."""
         child = seg.children.get((g, self._lexer_ids.get(ctx, -1)))
         if child is None:
@@ -356,8 +246,8 @@ class GrammarMask:
                                                                                 nodes)
         return child
 
-    def _continuation(self, lex: _SegmentLexer, ctx: LexContext, cid: int,
-                      nodes: np.ndarray) -> _Segment:
+    def _continuation(self, lex: SegmentLexer, ctx: LexContext, cid: int,
+                      nodes: np.ndarray) -> Segment:
         """The segment below ``nodes`` with a fresh lexeme of ``ctx``, shared by content.
 
         Keying by content (not by the path that led here) keeps lexeme splits that reach
@@ -368,17 +258,17 @@ class GrammarMask:
         key = (self._lexer_ids[ctx], sid, nodes.tobytes())
         seg = self._segments.get(key)
         if seg is None:
-            seg = self._segments[key] = self._walk(lex, sid, nodes, False)
+            seg = self._segments[key] = self.walker.run(lex, sid, nodes, False)
         return seg
 
-    def _root(self, stack: StackNode, lid: int, cid: int, ind: int, col: int) -> _Segment:
+    def _root(self, stack: StackNode, lid: int, cid: int, ind: int, col: int) -> Segment:
         ctx = self.engine.context_at(stack, ind)
         lex = self._lexer(ctx)
         sid = lex.state(lid, cid, col)
         key = (self._lexer_ids[ctx], sid)
         seg = self._roots.get(key)
         if seg is None:
-            seg = self._roots[key] = self._walk(lex, sid, np.zeros(1, np.int64), True)
+            seg = self._roots[key] = self.walker.run(lex, sid, np.zeros(1, np.int64), True)
         return seg
 
     # ---- end of text -------------------------------------------------------------------

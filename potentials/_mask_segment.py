@@ -1,0 +1,131 @@
+"""Segments of a grammar mask: one lexer's walk of the vocabulary trie and its events.
+
+A segment is what ``_mask_walk.walk`` finds below some trie nodes from one lexer state:
+the tokens allowed inside the pending lexeme (``bits``) and the *event groups*, the
+nodes where the lexeme may end as a given terminal with given constraints (the grammar
+mask feeds the parser there and continues below with the next lexer).  The walk
+discovers the lexer's table as it goes: it reports what it could not decide, this
+module fills it in and resumes the walk from the missed nodes only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from potentials._mask_walk import event_states, group_events, resume, walk
+
+if TYPE_CHECKING:
+    from potentials._mask_lexer import SegmentLexer
+    from potentials.grammar_mask import GrammarMask
+
+
+class Segment:
+    """Allowed tokens of one segment walk and its event groups (terminal, constraints,
+    newline width, nodes)."""
+
+    __slots__ = ("bits", "groups", "children", "depths", "__weakref__")
+
+    def __init__(self, bits: np.ndarray, groups: list[tuple[int, int, int, np.ndarray]]) -> None:
+        self.bits = bits
+        self.groups = groups
+        self.children: dict[tuple[int, int], Segment] = {}  # (group, lexer id) -> segment
+        self.depths: list[int] = []  # stack depths D of this segment's entries in _by_top
+
+
+class SegmentWalker:
+    """Runs segment walks of one grammar mask: the trie as the walk reads it, scratch."""
+
+    def __init__(self, mask: GrammarMask) -> None:
+        trie = mask.trie
+        self.words = mask.words
+        node_class = mask.char_class[trie.node_char]  # class of the edge into a node
+        edge_class = mask.char_class[trie.child_char]  # class of each edge (CSR order)
+        # kid_bits[i]: bit class_bits[c] for each class c of i's children; the 63 classes
+        # most frequent on edges get a bit each, the rest share bit 63
+        counts = np.bincount(edge_class, minlength=mask.n_classes)
+        order = np.argsort(-counts, kind="stable")
+        class_bit = np.full(mask.n_classes, 63, np.uint64)
+        class_bit[order[:63]] = np.arange(min(63, mask.n_classes), dtype=np.uint64)
+        self.class_bits = np.left_shift(np.uint64(1), class_bit)
+        kid_bits = np.zeros(trie.n_nodes, np.uint64)
+        has = np.diff(trie.child_start) > 0
+        if has.any():
+            kid_bits[has] = np.bitwise_or.reduceat(self.class_bits[edge_class],
+                                                   trie.child_start[:-1][has])
+        self.node_class = node_class
+        self.trie = (trie.end, trie.parent, node_class, trie.child_start, edge_class,
+                     kid_bits, trie.tok_start, trie.tok_ids, trie.tok_node)
+        self.scratch = (np.empty(trie.n_nodes, np.int32), np.zeros(trie.n_nodes, np.int32),
+                        np.empty(trie.n_nodes, np.int32))
+        self.gen = 0
+        cap = max(1024, trie.n_nodes)
+        self.events = (np.empty(cap, np.int64), np.empty(cap, np.int64))
+        self.misses = tuple(np.empty(4096, np.int64) for _ in range(5))
+        self.marks = np.zeros(trie.n_nodes, np.uint8)  # scratch of group_events
+        self.stats = mask.stats  # counts "walks"
+
+    def run(self, lex: SegmentLexer, sid: int, starts: np.ndarray, emit: bool) -> Segment:
+        """The segment below ``starts`` from state ``sid`` (tokens at the start nodes
+        count iff ``emit``), its events grouped by (terminal, merged constraints, width)."""
+        bits = np.zeros(self.words, np.uint32)
+        if lex.live[sid] <= 0:  # no useful terminal (``SegmentLexer.state`` knows sid)
+            return Segment(bits, [])
+        nodes, states = starts, np.full(len(starts), sid, np.int64)
+        emits = np.full(len(starts), emit, np.bool_)
+        n = 0
+        while True:
+            lex.sync()
+            self.gen += 1
+            n, n_missing, n_pairs, n_asked = walk(
+                self.trie, (lex.table, lex.live, lex.opens, lex.opens_bits), nodes, states,
+                emits, bits, self.events, n, self.misses, self.scratch, self.gen)
+            self._decide(lex, n_pairs, n_asked)
+            if n < 0 or n_missing < 0:  # arrays too small: again from the start, larger
+                if n < 0:
+                    self.events = tuple(np.empty(2 * len(a), np.int64) for a in self.events)
+                else:
+                    self.misses = tuple(np.empty(2 * len(a), np.int64) for a in self.misses)
+                nodes, states = starts, np.full(len(starts), sid, np.int64)
+                emits = np.full(len(starts), emit, np.bool_)
+                bits[:] = 0
+                n = 0
+                continue
+            if not n_missing:
+                break
+            while True:  # resume from the missed nodes whose state is now known and live
+                nodes, states, asked = resume(self.misses, n_missing, self.node_class,
+                                              lex.table, lex.live)
+                if not len(asked):
+                    break
+                lex.know(asked)
+            emits = np.ones(len(nodes), np.bool_)
+        self.stats["walks"] += 1
+        return Segment(bits, self._groups(lex, n) if n else [])
+
+    def _decide(self, lex: SegmentLexer, n_pairs: int, n_asked: int) -> None:
+        """Fill the transitions and decide the liveness a walk asked for."""
+        _nodes, _parents, pair_state, pair_class, asked = self.misses
+        if n_pairs:
+            lex.shared.fill(pair_state[:n_pairs].copy(), pair_class[:n_pairs].copy())
+            lex.sync()
+        if n_asked:
+            lex.know(asked[:n_asked].copy())
+
+    def _groups(self, lex: SegmentLexer, n: int) -> list[tuple[int, int, int, np.ndarray]]:
+        """The first ``n`` events grouped by (terminal, merged constraints, width)."""
+        ev_node, ev_state = self.events
+        states = event_states(ev_state, n, len(lex.pairs))
+        key_index: dict[tuple[int, int, int], int] = {}
+        key_start = np.zeros(len(lex.pairs) + 1, np.int64)
+        key_ids: list[int] = []
+        for s in states.tolist():
+            for key in lex.closes(s):
+                key_ids.append(key_index.setdefault(key, len(key_index)))
+            key_start[s + 1] = len(key_ids)
+        np.maximum.accumulate(key_start, out=key_start)
+        nodes, offsets = group_events(ev_node, ev_state, n, key_start,
+                                      np.asarray(key_ids, np.int64), len(key_index), self.marks)
+        return [(term, cid, col, nodes[offsets[g]:offsets[g + 1]].copy())
+                for (term, cid, col), g in key_index.items()]
