@@ -79,13 +79,31 @@ class SharedSegmentLexer:
         reps, n_chars = mask.class_rep, mask.n_char_classes
         out: list[int] = []
         held: list[tuple[int, int]] = []
-        nxt_of = self._next
+        # ``_next`` inlined: this loop is most of a first-visit mask's Python time
+        pairs, index, lc, cstep = self.pairs, self.index, self.lc, mask.constraints.step
+        trans, lstep = lc._trans, lc.step
+        width = mask.engine.width if mask.engine.indentation is not None else None
         for sid, c in zip(sids.tolist(), classes.tolist(), strict=True):
             if c >= n_chars:
                 held.append((sid, c))
                 out.append(UNKNOWN)
-            else:
-                out.append(nxt_of(sid, reps[c]))  # may grow (replace) self.table
+                continue
+            ch = reps[c]
+            lid, cid, col = pairs[sid]
+            if cid:
+                cid = cstep(cid, ch)
+                if cid < 0:
+                    out.append(DEAD_STATE)
+                    continue
+            lid2 = trans[lid].get(ch)
+            if lid2 is None:
+                lid2 = lstep(lid, ch)
+            if lid2 == DEAD:
+                out.append(DEAD_STATE)
+                continue
+            key = (lid2, cid, -1 if width is None else width(lc, lid2, col, ch))
+            nxt = index.get(key)
+            out.append(self.state(*key) if nxt is None else nxt)  # may grow self.table
         self.table[sids, classes] = out
         for sid, c in held:
             nxt = DEAD_STATE
@@ -118,8 +136,9 @@ class SharedSegmentLexer:
 class SegmentLexer:
     """One context's view of its lexer's shared table: which states are alive here
     (``live``: 1, 0, or −1 not known yet), where a lexeme may end and a next one start
-    (``opens[s, class]``; ``opens_bits[s]`` the same as class bits, 0 where the lexeme
-    cannot end), and the closes the context's parser takes."""
+    (``open_row[s]``: a row of the walker's ``open_rows[row, class]``, 0 where the
+    lexeme cannot end; ``opens_bits[s]`` that row as class bits), and the closes the
+    context's parser takes."""
 
     def __init__(self, ctx: LexContext, shared: SharedSegmentLexer) -> None:
         self.ctx = ctx
@@ -128,9 +147,10 @@ class SegmentLexer:
         self._useful = ctx._useful
         self._wide: dict[int, int] = {}  # ctx lexeme state -> shared lexeme state
         self.live = np.full(16, -1, np.int8)
-        self.opens_bits = np.zeros(16, np.uint64)  # opens[s] as a set of class bits
-        self.opens = np.zeros((16, self.mask.n_classes), np.bool_)
+        self.open_row = np.zeros(16, np.int32)  # row of the walker's open_rows
+        self.opens_bits = np.zeros(16, np.uint64)  # that row as a set of class bits
         self._closes: dict[int, list[tuple[int, int, int]]] = {}
+        self._rows: dict[tuple[int, int], int] = {}  # (lexeme state, cid) -> open row
 
     @property
     def table(self) -> np.ndarray:
@@ -162,14 +182,13 @@ class SegmentLexer:
         if n > have:
             grow = max(n, 2 * have) - have
             self.live = np.concatenate([self.live, np.full(grow, -1, np.int8)])
+            self.open_row = np.concatenate([self.open_row, np.zeros(grow, np.int32)])
             self.opens_bits = np.concatenate([self.opens_bits, np.zeros(grow, np.uint64)])
-            self.opens = np.concatenate([self.opens, np.zeros((grow, self.opens.shape[1]),
-                                                              np.bool_)])
 
     def know(self, sids: np.ndarray) -> None:
         """Compute the overlay of the states ``sids`` not known yet."""
-        shared, useful, live = self.shared, self._useful, self.live
-        merge, opening = self.mask.constraints.merge, self.mask.opening_classes
+        shared, useful, live, rows = self.shared, self._useful, self.live, self._rows
+        merge, walker = self.mask.constraints.merge, self.mask.walker
         for sid in sids.tolist():
             if live[sid] >= 0:
                 continue
@@ -178,12 +197,13 @@ class SegmentLexer:
                 live[sid] = 0
                 continue
             live[sid] = 1
-            for term, extra in shared.lc.closes(lid):
-                if term in useful:
-                    np.logical_or(self.opens[sid], opening(merge(cid, extra)),
-                                  out=self.opens[sid])
-            bits = self.mask.walker.class_bits[self.opens[sid]]
-            self.opens_bits[sid] = np.bitwise_or.reduce(bits) if len(bits) else 0
+            row = rows.get((lid, cid))
+            if row is None:
+                row = rows[(lid, cid)] = walker.open_row(frozenset(
+                    merge(cid, extra) for term, extra in shared.lc.closes(lid) if term in useful))
+            if row:
+                self.open_row[sid] = row
+                self.opens_bits[sid] = walker.open_row_bits[row]
 
     def closes(self, sid: int) -> list[tuple[int, int, int]]:
         """(terminal, merged constraints, newline width or −1) of each way this context

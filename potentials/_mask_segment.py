@@ -65,6 +65,43 @@ class SegmentWalker:
         self.misses = tuple(np.empty(4096, np.int64) for _ in range(5))
         self.marks = np.zeros(trie.n_nodes, np.uint8)  # scratch of group_events
         self.stats = mask.stats  # counts "walks"
+        self.mask = mask
+        self._opening: dict[int, np.ndarray] = {}
+        # rows of ``opens``: the classes a next lexeme may start with, per set of merged
+        # constraint sets a state's closes leave (row 0: the lexeme cannot end here)
+        self.open_rows = np.zeros((8, mask.n_classes), np.bool_)
+        self.open_row_bits: list[int] = [0]
+        self._open_row_ids: dict[frozenset[int], int] = {frozenset(): 0}
+
+    def opening_classes(self, cid: int) -> np.ndarray:
+        """Classes a lexeme may start with under constraint set ``cid`` (bool per column).
+
+        A class is out when its character breaks a constraint that ending the previous
+        lexeme left (e.g. a letter right after an identifier Lark reads greedily); a
+        held-edge column is kept (a bound: the walk decides it).
+        """
+        got = self._opening.get(cid)
+        if got is None:
+            mask = self.mask
+            got = np.ones(mask.n_classes, np.bool_)
+            step = mask.constraints.step
+            for c, ch in enumerate(mask.class_rep[: mask.n_char_classes]):
+                got[c] = step(cid, ch) >= 0
+            self._opening[cid] = got
+        return got
+
+    def open_row(self, cids: frozenset[int]) -> int:
+        """The ``open_rows`` row of the union of ``opening_classes`` over ``cids``."""
+        row = self._open_row_ids.get(cids)
+        if row is None:
+            row = self._open_row_ids[cids] = len(self.open_row_bits)
+            if row == len(self.open_rows):
+                self.open_rows = np.concatenate([self.open_rows, np.zeros_like(self.open_rows)])
+            for cid in cids:
+                self.open_rows[row] |= self.opening_classes(cid)
+            used = self.class_bits[self.open_rows[row]]
+            self.open_row_bits.append(int(np.bitwise_or.reduce(used)) if len(used) else 0)
+        return row
 
     def run(self, lex: SegmentLexer, sid: int, starts: np.ndarray, emit: bool) -> Segment:
         """The segment below ``starts`` from state ``sid`` (tokens at the start nodes
@@ -79,7 +116,8 @@ class SegmentWalker:
             lex.sync()
             self.gen += 1
             n, n_missing, n_pairs, n_asked = walk(
-                self.trie, (lex.table, lex.live, lex.opens, lex.opens_bits), nodes, states,
+                self.trie, (lex.table, lex.live, self.open_rows, lex.open_row, lex.opens_bits),
+                nodes, states,
                 emits, bits, self.events, n, self.misses, self.scratch, self.gen)
             self._decide(lex, n_pairs, n_asked)
             if n < 0 or n_missing < 0:  # arrays too small: again from the start, larger

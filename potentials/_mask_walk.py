@@ -47,7 +47,8 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
     """Visit the trie below each (start node, state); return (events, misses, pairs, asks).
 
     ``trie`` = (end, parent, node_class, child_start, edge_class, kid_bits, tok_start,
-    tok_ids, tok_node) and ``lexer`` = (table, live, opens, opens_bits): see the module
+    tok_ids, tok_node) and ``lexer`` = (table, live, open_rows, open_row, opens_bits), with
+    ``opens[s, c]`` = ``open_rows[open_row[s], c]``: see the module
     docstring; ``kid_bits[i]``/``opens_bits[s]`` summarise i's child classes / the
     classes s opens as 64-bit sets, so most nodes skip the exact event check.
     Tokens at a start node are allowed only where ``start_emit`` says so.  Events
@@ -63,7 +64,7 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
     """
     end, parent, node_class, child_start, edge_class, kid_bits, tok_start, tok_ids, \
         tok_node = trie
-    table, live, opens, opens_bits = lexer
+    table, live, open_rows, open_row, opens_bits = lexer
     ev_node, ev_state = events
     miss_node, miss_state, pair_state, pair_class, asked = misses
     state_of, seen, visited = scratch
@@ -106,7 +107,7 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
                 n_visited += 1
             if kid_bits[i] & opens_bits[state]:  # maybe an event: check exactly
                 for j in range(child_start[i], child_start[i + 1]):
-                    if opens[state, edge_class[j]]:
+                    if open_rows[open_row[state], edge_class[j]]:
                         if n_events == cap:
                             return -1, n_missing, n_pairs, n_asked
                         ev_node[n_events] = i

@@ -47,7 +47,6 @@ class GrammarMask:
         self._classes()
         self._lexers: dict[LexContext, SegmentLexer] = {}
         self._shared_lexers: dict[tuple, SharedSegmentLexer] = {}  # by Lark lexer
-        self._opening: dict[int, np.ndarray] = {}
         self._lexer_ids: dict[LexContext, int] = {}
         self._roots: dict[tuple[int, int], Segment] = {}
         self._segments: dict[tuple[int, int, bytes], Segment] = {}
@@ -122,22 +121,6 @@ class GrammarMask:
         self.n_classes = self.n_char_classes + len(self.held_classes)
         self.stats = {"walks": 0, "hits": 0, "misses": 0}
         self.walker = SegmentWalker(self)
-
-    def opening_classes(self, cid: int) -> np.ndarray:
-        """Classes a lexeme may start with under constraint set ``cid`` (bool per column).
-
-        A class is out when its character breaks a constraint that ending the previous
-        lexeme left (e.g. a letter right after an identifier Lark reads greedily); a
-        held-edge column is kept (a bound: the walk decides it).
-        """
-        got = self._opening.get(cid)
-        if got is None:
-            got = np.ones(self.n_classes, np.bool_)
-            step = self.constraints.step
-            for c, ch in enumerate(self.class_rep[: self.n_char_classes]):
-                got[c] = step(cid, ch) >= 0
-            self._opening[cid] = got
-        return got
 
     def _lexer(self, ctx: LexContext) -> SegmentLexer:
         lex = self._lexers.get(ctx)
