@@ -1,0 +1,162 @@
+"""The structures the mask's trie walk reads, each against its definition.
+
+* The vocabulary trie is numbered in preorder: a subtree is the id range [i, end[i]);
+  ``parent``, ``node_char`` and ``tok_node`` agree with the CSR arrays.
+* The walk as a forward scan (subtree jumps, lazily tabulated lexer) allows exactly the
+  tokens a brute-force run of the same automaton allows, in both token-collection
+  branches (per visited node, one pass over the vocabulary).
+* Contexts with the same Lark lexer read one shared transition table.
+* Events are recorded only where a next lexeme may start.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from potentials import LarkGrammar
+from potentials._mask_walk import walk
+from potentials.vocab_trie import VocabTrie
+
+ALPHABET = "ab,( \u00e9"
+
+vocab_st = st.lists(st.text(ALPHABET, min_size=1, max_size=5), min_size=1, max_size=60)
+
+
+def _descendants(trie: VocabTrie, i: int) -> set[int]:
+    out, todo = set(), [i]
+    while todo:
+        n = todo.pop()
+        out.add(n)
+        todo.extend(trie.child_node[trie.child_start[n]:trie.child_start[n + 1]].tolist())
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(vocab_st)
+def test_trie_is_numbered_in_preorder(words):
+    vocab = [w.encode() for w in words] + [None, b"\xc3"]  # a special token, a held byte
+    trie = VocabTrie(vocab)
+    assert trie.end[0] == trie.n_nodes
+    for i in range(trie.n_nodes):
+        assert set(range(i, int(trie.end[i]))) == _descendants(trie, i)
+        for j in range(trie.child_start[i], trie.child_start[i + 1]):
+            child = int(trie.child_node[j])
+            assert child > i and trie.parent[child] == i
+            assert trie.node_char[child] == trie.child_char[j]
+    for t in range(len(vocab)):
+        node = int(trie.tok_node[t])
+        holds = [n for n in range(trie.n_nodes)
+                 if t in trie.tok_ids[trie.tok_start[n]:trie.tok_start[n + 1]].tolist()]
+        assert holds == ([] if node < 0 else [node])
+    assert trie.tok_node[len(words)] == -1  # the special token has no node
+
+
+def _brute(trie, char_class, table, start, emit_root):
+    """Tokens below ``start`` along which the automaton stays alive (recursive)."""
+    out = set()
+
+    def visit(node, state, is_root):
+        if not is_root or emit_root:
+            out.update(trie.tok_ids[trie.tok_start[node]:trie.tok_start[node + 1]].tolist())
+        for j in range(trie.child_start[node], trie.child_start[node + 1]):
+            nxt = table[state, char_class[trie.child_char[j]]]
+            if nxt >= 0:
+                visit(int(trie.child_node[j]), int(nxt), False)
+
+    visit(start, 0, True)
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(vocab_st, st.integers(0, 2**32 - 1), st.booleans())
+def test_scan_walk_allows_what_a_recursive_walk_allows(words, seed, emit_root):
+    vocab = [w.encode() for w in words]
+    trie = VocabTrie(vocab)
+    rng = np.random.default_rng(seed)
+    n_cls = len(trie.alphabet) + len(trie.held_keys)
+    n_states = int(rng.integers(1, 5))
+    table = rng.integers(-1, n_states, (n_states, n_cls)).astype(np.int32)  # fully known
+    char_class = np.arange(n_cls, dtype=np.int32)
+    live = np.ones(n_states, np.int8)
+    start = int(rng.integers(0, trie.n_nodes))
+    want = _brute(trie, char_class, table, start, emit_root)
+    node_class = char_class[trie.node_char]
+    edge_class = char_class[trie.child_char]
+    arrays = (trie.end, trie.parent, node_class, trie.child_start, edge_class,
+              np.zeros(trie.n_nodes, np.uint64), trie.tok_start, trie.tok_ids, trie.tok_node)
+    lexer = (table, live, np.zeros((1, n_cls), np.bool_), np.zeros(n_states, np.int32),
+             np.zeros(n_states, np.uint64))
+    words_n = (len(vocab) + 31) // 32
+    bits = np.zeros(words_n, np.uint32)
+    misses = tuple(np.empty(64, np.int64) for _ in range(5))
+    scratch = (np.empty(trie.n_nodes, np.int32), np.zeros(trie.n_nodes, np.int32),
+               np.empty(trie.n_nodes, np.int32))
+    events = (np.empty(64, np.int64), np.empty(64, np.int64))
+    n, n_missing, n_pairs, n_asked = walk(
+        arrays, lexer, np.array([start]), np.array([0]), np.array([emit_root]), bits, events,
+        0, misses, scratch, 1)
+    assert (n, n_missing, n_pairs, n_asked) == (0, 0, 0, 0)
+    got = set(np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little")).tolist())
+    assert got == want
+
+
+def test_contexts_with_one_lark_lexer_share_a_table():
+    """After NAME, Lark's lexer tries ")" and "]" alike (one LALR state); which one the
+    parser takes depends on the stack: two contexts, one table."""
+    g = LarkGrammar('start: "(" x ")" | "[" x "]"\nx: NAME\nNAME: /[a-z]+/')
+    vocab = [c.encode() for c in "()[]ab"] + [b"ab", b"a)", b"a]", b"b)]"]
+    m = g.token_masker(vocab, [])
+    assert unpack_ids(m, "(a") == {"a", "b", "ab", ")", "a)"}
+    assert unpack_ids(m, "[a") == {"a", "b", "ab", "]", "a]"}
+    assert len(m._lexers) > len(m._shared_lexers)
+    for ctx, view in m._lexers.items():
+        assert view.shared is m._shared_lexers[ctx.lexer_key]
+        assert view.table is view.shared.table
+
+
+def test_events_only_where_a_next_lexeme_may_start():
+    """After "(" the NAME lexeme starts; Lark reads NAME greedily, so nothing but "," or
+    ")" may start the next lexeme: no event inside "abab", one at "ab" (child ",")."""
+    g = LarkGrammar('start: "(" NAME ("," NAME)* ")"\nNAME: /[a-z]+/')
+    vocab = [b"abab", b"ab", b"ab,", b"(", b",", b")"]
+    m = g.token_masker(vocab, [])
+    m.bits("(")
+    (root,) = m._roots.values()  # "(" pending at the trie root; it closes there
+    (name_seg,) = root.children.values()  # the NAME lexeme from the trie root
+    names = m_vocab(m)
+    event_nodes = {int(n) for _t, _c, _col, nodes in name_seg.groups for n in nodes}
+    assert {_text_of(m.trie, n) for n in event_nodes} == {"ab"}
+    assert {names[t] for t in np.flatnonzero(unpack_bits(name_seg.bits, 6))} == {
+        "abab", "ab"}
+
+
+def unpack_ids(m, text: str) -> set[str]:
+    from potentials.grammar_mask import unpack
+
+    allowed = np.flatnonzero(unpack(m.bits(text), m.vocab_size))
+    return {m_vocab(m)[i] for i in allowed.tolist()}
+
+
+def m_vocab(m) -> dict[int, str]:
+    trie = m.trie
+    out = {}
+    for node in range(trie.n_nodes):
+        for t in trie.tok_ids[trie.tok_start[node]:trie.tok_start[node + 1]].tolist():
+            out[t] = _text_of(trie, node)
+    return out
+
+
+def _text_of(trie, node: int) -> str:
+    chars = []
+    while node:
+        chars.append(trie.alphabet[int(trie.node_char[node])])
+        node = int(trie.parent[node])
+    return "".join(reversed(chars))
+
+
+def unpack_bits(bits, n):
+    from potentials.grammar_mask import unpack
+
+    return unpack(bits, n)
