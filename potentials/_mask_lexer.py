@@ -26,7 +26,7 @@ import numpy as np
 
 from potentials._lark_lexer import LexContext
 from potentials._lark_regex import DEAD
-from potentials._mask_walk import DEAD_STATE, PENDING, UNKNOWN
+from potentials._mask_walk import DEAD_STATE, UNKNOWN
 
 if TYPE_CHECKING:
     from potentials.grammar_mask import GrammarMask
@@ -70,24 +70,17 @@ class SharedSegmentLexer:
         return got
 
     def fill(self, sids: np.ndarray, classes: np.ndarray) -> None:
-        """Compute the distinct transitions (sid, class) a walk found unknown.
+        """Compute the distinct transitions (sid, character class) a walk found unknown.
 
-        A held-edge column (``vocab_trie``) is alive iff one of the classes its held bytes
-        can become is; it then leads to that class's state (only the edge's leaf, which
-        holds tokens, is visited)."""
+        Held-edge columns are never stored here: which class a held edge may become is
+        alive depends on the context (``_mask_walk.held_state`` decides it per walk)."""
         mask = self.mask
-        reps, n_chars = mask.class_rep, mask.n_char_classes
+        reps = mask.class_rep
         out: list[int] = []
-        held: list[tuple[int, int]] = []
-        # ``_next`` inlined: this loop is most of a first-visit mask's Python time
         pairs, index, lc, cstep = self.pairs, self.index, self.lc, mask.constraints.step
         trans, lstep = lc._trans, lc.step
         width = mask.engine.width if mask.engine.indentation is not None else None
         for sid, c in zip(sids.tolist(), classes.tolist(), strict=True):
-            if c >= n_chars:
-                held.append((sid, c))
-                out.append(UNKNOWN)
-                continue
             ch = reps[c]
             lid, cid, col = pairs[sid]
             if cid:
@@ -105,32 +98,6 @@ class SharedSegmentLexer:
             nxt = index.get(key)
             out.append(self.state(*key) if nxt is None else nxt)  # may grow self.table
         self.table[sids, classes] = out
-        for sid, c in held:
-            nxt = DEAD_STATE
-            for cc in mask.held_classes[c - n_chars]:
-                got = self.table[sid, cc]
-                if got == UNKNOWN or got == PENDING:
-                    got = self._next(sid, reps[cc])
-                    self.table[sid, cc] = got
-                if got != DEAD_STATE:
-                    nxt = got
-                    break
-            self.table[sid, c] = nxt
-
-    def _next(self, sid: int, ch: str) -> int:
-        """The state after ``ch`` from state ``sid``, or ``DEAD_STATE``."""
-        lid, cid, col = self.pairs[sid]
-        if cid:
-            cid = self.mask.constraints.step(cid, ch)
-            if cid < 0:
-                return DEAD_STATE
-        lc = self.lc
-        lid2 = lc._trans[lid].get(ch)
-        if lid2 is None:
-            lid2 = lc.step(lid, ch)
-        if lid2 == DEAD:
-            return DEAD_STATE
-        return self.state(lid2, cid, self.mask.engine.width(lc, lid2, col, ch))
 
 
 class SegmentLexer:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from potentials._mask_walk import event_states, group_events, resume, walk
+from potentials._mask_walk import PENDING, UNKNOWN, event_states, group_events, resume, walk
 
 if TYPE_CHECKING:
     from potentials._mask_lexer import SegmentLexer
@@ -55,8 +55,13 @@ class SegmentWalker:
             kid_bits[has] = np.bitwise_or.reduceat(self.class_bits[edge_class],
                                                    trie.child_start[:-1][has])
         self.node_class = node_class
+        # held edges (``vocab_trie``): the classes each may become, in CSR form
+        held_start = np.zeros(len(mask.held_classes) + 1, np.int64)
+        held_start[1:] = np.cumsum([len(c) for c in mask.held_classes])
+        held_cls = np.asarray([c for cs in mask.held_classes for c in cs], np.int64)
+        self.held = (np.array([mask.n_char_classes], np.int64), held_start, held_cls)
         self.trie = (trie.end, trie.parent, node_class, trie.child_start, edge_class,
-                     kid_bits, trie.tok_start, trie.tok_ids, trie.tok_node)
+                     kid_bits, trie.tok_start, trie.tok_ids, trie.tok_node, self.held)
         self.scratch = (np.empty(trie.n_nodes, np.int32), np.zeros(trie.n_nodes, np.int32),
                         np.empty(trie.n_nodes, np.int32))
         self.gen = 0
@@ -134,7 +139,7 @@ class SegmentWalker:
                 break
             while True:  # resume from the missed nodes whose state is now known and live
                 nodes, states, asked = resume(self.misses, n_missing, self.node_class,
-                                              lex.table, lex.live)
+                                              lex.table, lex.live, self.held)
                 if not len(asked):
                     break
                 lex.know(asked)
@@ -143,13 +148,23 @@ class SegmentWalker:
         return Segment(bits, self._groups(lex, n) if n else [])
 
     def _decide(self, lex: SegmentLexer, n_pairs: int, n_asked: int) -> None:
-        """Fill the transitions and decide the liveness a walk asked for."""
+        """Fill the transitions and decide the liveness a walk asked for.
+
+        The walk left the asked table entries ``PENDING`` (and states −2 in ``live``): if
+        filling fails they are reset to unknown, so no later walk reads them as decided."""
         _nodes, _parents, pair_state, pair_class, asked = self.misses
-        if n_pairs:
-            lex.shared.fill(pair_state[:n_pairs].copy(), pair_class[:n_pairs].copy())
-            lex.sync()
-        if n_asked:
-            lex.know(asked[:n_asked].copy())
+        sids, classes = pair_state[:n_pairs].copy(), pair_class[:n_pairs].copy()
+        try:
+            if n_pairs:
+                lex.shared.fill(sids, classes)
+                lex.sync()
+            if n_asked:
+                lex.know(asked[:n_asked].copy())
+        except BaseException:
+            table = lex.shared.table
+            table[table == PENDING] = UNKNOWN
+            lex.live[lex.live == -2] = -1
+            raise
 
     def _groups(self, lex: SegmentLexer, n: int) -> list[tuple[int, int, int, np.ndarray]]:
         """The first ``n`` events grouped by (terminal, merged constraints, width)."""

@@ -47,8 +47,9 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
     """Visit the trie below each (start node, state); return (events, misses, pairs, asks).
 
     ``trie`` = (end, parent, node_class, child_start, edge_class, kid_bits, tok_start,
-    tok_ids, tok_node) and ``lexer`` = (table, live, open_rows, open_row, opens_bits), with
-    ``opens[s, c]`` = ``open_rows[open_row[s], c]``: see the module
+    tok_ids, tok_node, held) (``held``: see ``held_state``) and ``lexer`` = (table, live,
+    open_rows, open_row, opens_bits), with ``opens[s, c]`` = ``open_rows[open_row[s], c]``:
+    see the module
     docstring; ``kid_bits[i]``/``opens_bits[s]`` summarise i's child classes / the
     classes s opens as 64-bit sets, so most nodes skip the exact event check.
     Tokens at a start node are allowed only where ``start_emit`` says so.  Events
@@ -63,7 +64,8 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
     a number no earlier call used.
     """
     end, parent, node_class, child_start, edge_class, kid_bits, tok_start, tok_ids, \
-        tok_node = trie
+        tok_node, held = trie
+    n_char, held_start, held_cls = held[0][0], held[1], held[2]
     table, live, open_rows, open_row, opens_bits = lexer
     ev_node, ev_state = events
     miss_node, miss_state, pair_state, pair_class, asked = misses
@@ -71,6 +73,7 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
     n_missing = n_pairs = n_asked = n_visited = 0
     cap = ev_node.shape[0]
     miss_cap = miss_node.shape[0]
+    visit_cap = visited.shape[0]
     for k in range(start_nodes.shape[0]):
         root = start_nodes[k]
         stop = end[root]
@@ -81,20 +84,33 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
             else:
                 ps = state_of[parent[i]]
                 c = node_class[i]
-                state = table[ps, c]
+                if c < n_char:
+                    state = table[ps, c]
+                    undecided = state == UNKNOWN or state == PENDING or (
+                        state >= 0 and live[state] < 0)
+                else:  # a held edge: alive iff some class its bytes may become is
+                    state = held_state(ps, c - n_char, table, live, held)
+                    undecided = state == UNKNOWN
                 if state < 0 or live[state] <= 0:
-                    if state == UNKNOWN or state == PENDING or (state >= 0 and live[state] < 0):
-                        if n_missing == miss_cap:
+                    if undecided:
+                        lo, hi = c, c + 1
+                        if c >= n_char:
+                            lo, hi = held_start[c - n_char], held_start[c - n_char + 1]
+                        if n_missing == miss_cap or n_pairs + hi - lo > miss_cap \
+                                or n_asked + hi - lo > miss_cap:
                             return n_events, -1, n_pairs, n_asked
-                        if state == UNKNOWN:
-                            table[ps, c] = PENDING
-                            pair_state[n_pairs] = ps
-                            pair_class[n_pairs] = c
-                            n_pairs += 1
-                        elif state >= 0 and live[state] == -1:
-                            live[state] = -2
-                            asked[n_asked] = state
-                            n_asked += 1
+                        for h in range(lo, hi):
+                            cc = c if c < n_char else held_cls[h]
+                            s2 = table[ps, cc]
+                            if s2 == UNKNOWN:
+                                table[ps, cc] = PENDING
+                                pair_state[n_pairs] = ps
+                                pair_class[n_pairs] = cc
+                                n_pairs += 1
+                            elif s2 >= 0 and live[s2] == -1:
+                                live[s2] = -2
+                                asked[n_asked] = s2
+                                n_asked += 1
                         miss_node[n_missing] = i
                         miss_state[n_missing] = ps
                         n_missing += 1
@@ -103,7 +119,8 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
             state_of[i] = state
             if i != root or start_emit[k]:
                 seen[i] = gen
-                visited[n_visited] = i
+                if n_visited < visit_cap:  # nested starts may visit a node twice
+                    visited[n_visited] = i
                 n_visited += 1
             if kid_bits[i] & opens_bits[state]:  # maybe an event: check exactly
                 for j in range(child_start[i], child_start[i + 1]):
@@ -117,7 +134,7 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
             i += 1
     # the tokens at visited nodes: per node when few, else one pass over the vocabulary
     vocab = tok_node.shape[0]
-    if 3 * n_visited < vocab:
+    if 3 * n_visited < vocab and n_visited <= visit_cap:
         for v in range(n_visited):
             i = visited[v]
             for j in range(tok_start[i], tok_start[i + 1]):
@@ -136,25 +153,59 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
 
 
 @njit(cache=True, nogil=True)
-def resume(misses, n_missing, node_class, table, live):  # pragma: no cover - jit
+def held_state(ps, k, table, live, held):  # pragma: no cover - jit
+    """The state a held edge k leads to from ``ps``: that of the first class its held bytes
+    may become whose state is live here (the edge's leaf has no children: any will do),
+    ``DEAD_STATE`` when none is, ``UNKNOWN`` while some transition or liveness is not
+    decided yet.  ``held`` = ([number of character classes], start, classes) in CSR form.
+    Liveness depends on the context, so a held column is resolved per walk, never stored
+    in the shared table."""
+    held_start, held_cls = held[1], held[2]
+    undecided = False
+    for h in range(held_start[k], held_start[k + 1]):
+        s2 = table[ps, held_cls[h]]
+        if s2 >= 0:
+            if live[s2] > 0:
+                return s2
+            if live[s2] < 0:
+                undecided = True
+        elif s2 == UNKNOWN or s2 == PENDING:
+            undecided = True
+    return UNKNOWN if undecided else DEAD_STATE
+
+
+@njit(cache=True, nogil=True)
+def resume(misses, n_missing, node_class, table, live, held):  # pragma: no cover - jit
     """Where a walk goes on after its misses were filled: (nodes, states) of the missed
     nodes whose state is now known and live, and the states whose liveness is still
     to be decided (marked −2 in ``live``; decide them and call again)."""
     miss_node, miss_state = misses[0], misses[1]
-    asked = np.empty(n_missing, np.int64)
+    n_char, held_start, held_cls = held[0][0], held[1], held[2]
+    asked = np.empty(n_missing + held_cls.shape[0], np.int64)
     n_asked = 0
     nodes = np.empty(n_missing, np.int64)
     states = np.empty(n_missing, np.int64)
     n = 0
     for m in range(n_missing):
-        s = table[miss_state[m], node_class[miss_node[m]]]
-        if s < 0:
-            continue
-        if live[s] == -1:
-            live[s] = -2
-            asked[n_asked] = s
-            n_asked += 1
-        if n_asked == 0 and live[s] > 0:
+        ps = miss_state[m]
+        c = node_class[miss_node[m]]
+        lo, hi = c, c + 1
+        if c >= n_char:
+            lo, hi = held_start[c - n_char], held_start[c - n_char + 1]
+        s = DEAD_STATE
+        for h in range(lo, hi):
+            s2 = table[ps, c if c < n_char else held_cls[h]]
+            if s2 < 0:
+                continue
+            if live[s2] == -1:
+                if n_asked < asked.shape[0]:  # when full, the next call asks the rest
+                    live[s2] = -2
+                    asked[n_asked] = s2
+                    n_asked += 1
+            elif live[s2] > 0:
+                s = s2
+                break
+        if n_asked == 0 and s >= 0:
             nodes[n] = miss_node[m]
             states[n] = s
             n += 1

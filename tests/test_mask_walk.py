@@ -85,7 +85,8 @@ def test_scan_walk_allows_what_a_recursive_walk_allows(words, seed, emit_root):
     node_class = char_class[trie.node_char]
     edge_class = char_class[trie.child_char]
     arrays = (trie.end, trie.parent, node_class, trie.child_start, edge_class,
-              np.zeros(trie.n_nodes, np.uint64), trie.tok_start, trie.tok_ids, trie.tok_node)
+              np.zeros(trie.n_nodes, np.uint64), trie.tok_start, trie.tok_ids, trie.tok_node,
+              (np.array([n_cls]), np.zeros(1, np.int64), np.zeros(0, np.int64)))  # no held
     lexer = (table, live, np.zeros((1, n_cls), np.bool_), np.zeros(n_states, np.int32),
              np.zeros(n_states, np.uint64))
     words_n = (len(vocab) + 31) // 32
@@ -160,3 +161,69 @@ def unpack_bits(bits, n):
     from potentials.grammar_mask import unpack
 
     return unpack(bits, n)
+
+
+def _assert_mask_is_brute_force(grammar_text: str, vocab: list[bytes], texts: list[str]) -> None:
+    """GrammarMask against the byte-trie walk with ``prefix`` per node (the tests' reference)."""
+    from smc.token_trie import TokenTrie
+
+    eos = len(vocab)
+    full = [*vocab, None]
+    fast_g, brute_g = LarkGrammar(grammar_text), LarkGrammar(grammar_text)
+    masker = fast_g.token_masker(full, [eos])
+    trie = TokenTrie(full, exclude=[eos])
+    for text in texts:
+        brute = np.zeros(len(full), bool)
+        ids, _ = trie.walk(brute_g, text, b"")
+        brute[ids] = True
+        brute[eos] = brute_g.prefix(text) == 0.0 and brute_g.complete(text) == 0.0
+        fast = masker.allowed(text)
+        assert np.array_equal(fast, brute), (text, [full[i] for i in np.flatnonzero(fast ^ brute)])
+
+
+def test_held_edge_is_decided_per_context():
+    """Two contexts share a Lark lexer; "\\xc3" may become "é" in one and "è" in the other.
+    A held column stored once in the shared table (the first class whose state exists)
+    would drop the token in one of them; both orders of the terminals are tried."""
+    vocab = [b"a", b"b", b"e", b"\xc3", "é".encode(), "è".encode()]
+    for first, second in (("é", "è"), ("è", "é")):
+        grammar = f'start: "a" x C | "b" x D\nx: "e"\nC: "{first}"\nD: "{second}"'
+        _assert_mask_is_brute_force(grammar, vocab, ["", "a", "ae", "b", "be"])
+
+
+def test_nested_start_nodes_do_not_overflow_the_visited_list():
+    """A terminal that is not longest-match safe ends at every "a": the continuation starts
+    at nested trie nodes, whose subtrees are scanned once per start (more visits than
+    nodes)."""
+    vocab = [b"a" * k for k in range(1, 200)]
+    _assert_mask_is_brute_force('start: A+\nA: /a|aa|aaa/', vocab, ["", "a", "aa"])
+
+
+def test_a_failed_fill_leaves_no_pending_entries(monkeypatch):
+    """An exception while the walk's misses are filled (e.g. KeyboardInterrupt) must not
+    leave table entries marked pending: later masks would read them as decided."""
+    import potentials._mask_lexer as ml
+
+    g = LarkGrammar('start: "(" NAME ("," NAME)* ")"\nNAME: /[a-z]+/')
+    vocab = [b"(", b")", b",", b"ab", b"a", b"b,", b"(a"]
+    masker = g.token_masker(vocab, [])
+    real_fill = ml.SharedSegmentLexer.fill
+
+    def failing(self, sids, classes):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ml.SharedSegmentLexer, "fill", failing)
+    try:
+        masker.bits("(")
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(ml.SharedSegmentLexer, "fill", real_fill)
+    for shared in masker._shared_lexers.values():
+        assert not (shared.table == -3).any()
+    for view in masker._lexers.values():
+        assert not (view.live == -2).any()
+    brute = LarkGrammar('start: "(" NAME ("," NAME)* ")"\nNAME: /[a-z]+/')
+    for text in ["", "(", "(a", "(ab,"]:
+        want = {i for i, v in enumerate(vocab) if brute.prefix(text + v.decode()) == 0.0}
+        got = set(np.flatnonzero(unpack_bits(masker.bits(text), len(vocab))).tolist())
+        assert got == want, text
