@@ -40,6 +40,7 @@ class Run:
     weighted: bool
     masked: bool
     twisted: bool
+    keep_finished: bool = False
     bar: object = None
 
 

@@ -54,9 +54,11 @@ from smc.population import Population
 from smc.proposal import MaskedProposal
 
 
-def use_device(step: str, lm: LanguageModel, masked: bool, proposal: str) -> bool:
+def use_device(step: str, lm: LanguageModel, masked: bool, proposal: str,
+               keep_finished: bool = False) -> bool:
     """Whether ``generate`` takes the device path: ``"device"`` (or ValueError if it cannot),
-    ``"host"``, or ``"auto"`` = a model on CUDA that has a device state and no AWRS proposal."""
+    ``"host"``, or ``"auto"`` = a model on CUDA that has a device state, no AWRS proposal
+    and no ``keep_finished`` (resampling a subset is host-only)."""
     awrs = masked and proposal == "awrs"
     if step == "device":
         if not lm.supports_device_step:
@@ -64,8 +66,11 @@ def use_device(step: str, lm: LanguageModel, masked: bool, proposal: str) -> boo
         if awrs:
             raise ValueError("step='device' does not run proposal='awrs'; use proposal='mask' "
                              "or step='host'")
+        if keep_finished:
+            raise ValueError("step='device' does not run keep_finished=True; use step='host'")
         return True
-    return step == "auto" and lm.on_cuda and lm.supports_device_step and not awrs
+    return (step == "auto" and lm.on_cuda and lm.supports_device_step and not awrs
+            and not keep_finished)
 
 
 def fetch(packed: torch.Tensor) -> np.ndarray:

@@ -103,12 +103,20 @@ def generate(
     seed: int | None = 0,
     progress: bool = False,
     step: str = "auto",
+    keep_finished: bool = False,
 ) -> Result:
     """Sample outputs of ``lm`` after ``prompt`` from p·constraint·critic (see module doc).
 
     ``step``: ``"host"``, ``"device"`` (``smc.device_step``; needs ``lm.start_device``, and
     ``proposal="awrs"`` with a constraint stays on the host) or ``"auto"`` (device for a
     model on CUDA, host otherwise).
+
+    ``keep_finished`` (``smc``, host step): resample only the running particles, among
+    themselves (ESS of their weights < τ·n_running), each offspring weighing their mean;
+    finished particles keep their weights and are never replaced.  Still unbiased (the
+    running particles' total weight is preserved in expectation), and a finished output
+    is no longer traded for a running one that may never end within ``max_tokens``.  The
+    live-share rule still resamples everything.
     """
     _validate(lm, prompt, constraint, critic, method, proposal, n_particles, ess_threshold,
               resampler, max_tokens, step)
@@ -119,10 +127,11 @@ def generate(
     run = Run(lm=lm, constraint=constraint, critic=critic, method=method, n=n,
               ess_threshold=float(ess_threshold), resampler=resampler,
               max_tokens=int(max_tokens), weighted=method in WEIGHTED, masked=masked,
-              twisted=method in ("is", "smc") and critic is not None)
+              twisted=method in ("is", "smc") and critic is not None,
+              keep_finished=bool(keep_finished) and method == "smc")
     from smc.device_step import use_device
 
-    on_device = use_device(step, lm, masked, proposal)
+    on_device = use_device(step, lm, masked, proposal, run.keep_finished)
     prompt_ids = lm.encode(prompt)
     if lm.max_context is not None and len(prompt_ids) + max_tokens > lm.max_context:
         raise ValueError(
@@ -231,9 +240,14 @@ def _host_loop(run: Run, pop: Population, prop, rng: np.random.Generator,
             break
         ancestors = None
         live = pop.live()
-        if method == "smc" and live.any() and (
-                ess < run.ess_threshold * n
-                or run.ess_threshold > 0 and live_share(pop.log_w, live) < LIVE_SHARE_FLOOR):
+        running = None  # (indices, log mean weight) when only the running ones resample
+        starved = method == "smc" and live.any() and run.ess_threshold > 0 \
+            and live_share(pop.log_w, live) < LIVE_SHARE_FLOOR
+        if run.keep_finished and live.any() and not starved:
+            ancestors, running = _resample_running(run, pop.log_w, live, rng)
+            if ancestors is not None:
+                out.resampled_at.append(step)
+        elif method == "smc" and live.any() and (ess < run.ess_threshold * n or starved):
             out.log_ml += kernels.logsumexp(pop.log_w) - math.log(n)
             ancestors = kernels.resample(pop.log_w, method=run.resampler, seed=rng)
             out.resampled_at.append(step)
@@ -248,7 +262,11 @@ def _host_loop(run: Run, pop: Population, prop, rng: np.random.Generator,
         if ancestors is not None:
             live_before = pop.live()
             pop.take(ancestors)
-            pop.log_w[:] = np.where(pop.log_w == NEG_INF, NEG_INF, 0.0)
+            if running is None:
+                pop.log_w[:] = np.where(pop.log_w == NEG_INF, NEG_INF, 0.0)
+            else:  # finished particles keep their weights; offspring weigh the mean
+                idx, log_mean = running
+                pop.log_w[idx] = np.where(pop.log_w[idx] == NEG_INF, NEG_INF, log_mean)
             keep = [row_of[int(a)] for a in ancestors if live_before[a]]
             pop.rows = np.flatnonzero(pop.live())
         else:
@@ -269,6 +287,19 @@ def _host_loop(run: Run, pop: Population, prop, rng: np.random.Generator,
         timing["step"].append(time.perf_counter() - t_step)
     out.steps = step
     return out
+
+
+def _resample_running(run: Run, log_w: np.ndarray, live: np.ndarray,
+                      rng: np.random.Generator) -> tuple[np.ndarray | None, tuple | None]:
+    """``keep_finished``: ancestors that resample the running particles among themselves
+    when their ESS < τ·(their number), and (their indices, log of their mean weight)."""
+    idx = np.flatnonzero(live)
+    lw = log_w[idx]
+    if kernels.ess(lw) >= run.ess_threshold * len(idx):
+        return None, None
+    ancestors = np.arange(len(log_w))
+    ancestors[idx] = idx[kernels.resample(lw, method=run.resampler, seed=rng)]
+    return ancestors, (idx, kernels.logsumexp(lw) - math.log(len(idx)))
 
 
 class _NoBar:

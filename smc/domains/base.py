@@ -52,6 +52,8 @@ class Domain:
     name: ClassVar[str] = "domain"
     description: ClassVar[str] = ""
     max_tokens: ClassVar[int] = 96           # default budget for one output
+    # ``smc.generate`` options the domain's ``smc`` runs use unless told otherwise
+    smc_options: ClassVar[dict[str, Any]] = {}
     system: ClassVar[str | None] = None      # system message of the chat prompt
 
     constraint: Potential | None = None

@@ -26,10 +26,13 @@ def solve(lm: Any, dom: Domain, task: Task, *, method: str = "smc", n_particles:
           max_tokens: int | None = None, seed: int | None = 0, progress: bool = False,
           **generate_options: Any) -> Solved:
     """Run ``smc.generate`` on ``task`` with the domain's prompt, constraint and critic
-    (``max_tokens`` defaults to the domain's budget) and evaluate the best output."""
+    (``max_tokens`` defaults to the domain's budget; an ``smc`` run takes the domain's
+    ``smc_options`` unless ``generate_options`` say otherwise) and evaluate the best output."""
     import smc
 
     bound = dom.for_task(task)
+    if method == "smc":
+        generate_options = {**bound.smc_options, **generate_options}
     res = smc.generate(
         lm, bound.prompt(task.question, lm), constraint=bound.constraint, critic=bound.critic,
         method=method, n_particles=n_particles, max_tokens=max_tokens or bound.max_tokens,

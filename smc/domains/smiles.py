@@ -103,6 +103,10 @@ class SmilesDomain(Domain):
     description = ("Molecules as SMILES: a new molecule like k example ones (OpenSMILES "
                    "grammar + RDKit partial-validity critic; scored by validity and QED).")
     max_tokens = 64
+    # SmolLM2 often repeats "C" until the budget: such particles outweigh finished molecules
+    # at every step (each "C" is likely) and, resampled over them, die at the budget; so
+    # only running particles resample, among themselves (README, domain table)
+    smc_options = {"keep_finished": True}
     system = ("You are an expert medicinal chemist. You answer with exactly one molecule "
               "written as a SMILES string, and nothing else.")
 
