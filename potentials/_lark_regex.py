@@ -14,6 +14,7 @@ Transitions are computed on first use per (state, character) and memoised.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 try:  # Python ≥ 3.11
     from re import _constants as _c
@@ -227,6 +228,20 @@ class CharAutomaton:
                        if self._matches(a, ch)}
             nxt = trans[ch] = self._intern(self._closure(targets)) if targets else DEAD
         return nxt
+
+    def tabulate(self, chars: Sequence[str], limit: int = 4096) -> None:
+        """Determinise ahead: δ(q, ch) for every ch in ``chars`` and every state q reachable
+        on them (at most ``limit`` states; the rest stays lazy)."""
+        todo, seen = [self.start], {self.start}
+        while todo and len(seen) <= limit:
+            state = todo.pop()
+            if state == DEAD:
+                continue
+            for ch in chars:
+                nxt = self.step(state, ch)
+                if nxt != DEAD and nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
 
     def run(self, text: str, state: int | None = None) -> int:
         """δ*(state, text) from ``state`` (default: the start state)."""

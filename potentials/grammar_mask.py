@@ -121,6 +121,8 @@ class GrammarMask:
         self.n_classes = self.n_char_classes + len(self.held_classes)
         self.stats = {"walks": 0, "hits": 0, "misses": 0}
         self.walker = SegmentWalker(self)
+        for auto in self.engine.autos:  # a walk steps them on class representatives only
+            auto.tabulate(self.class_rep[: self.n_char_classes])
 
     def _lexer(self, ctx: LexContext) -> SegmentLexer:
         lex = self._lexers.get(ctx)
