@@ -227,3 +227,27 @@ def test_a_failed_fill_leaves_no_pending_entries(monkeypatch):
         want = {i for i, v in enumerate(vocab) if brute.prefix(text + v.decode()) == 0.0}
         got = set(np.flatnonzero(unpack_bits(masker.bits(text), len(vocab))).tolist())
         assert got == want, text
+
+
+def test_walks_restart_and_resume_with_one_slot_arrays():
+    """Event and miss arrays of one entry: every walk overflows, records what it can,
+    fills it, and starts again (events) or resumes (misses). The masks of every shipped
+    grammar still equal brute force on prefixes of accepted texts."""
+    import random
+
+    import grammars
+    from potentials.grammar_mask import GrammarMask
+    from tests import test_grammar_mask as T
+
+    vocab, eos = T.VOCABS["tiny"]()
+    for name in T.NAMES:
+        file, _, start = name.partition(":")
+        options = dict(T.LOAD_OPTIONS.get(file, {}), **({"start": start} if start else {}))
+        masker = GrammarMask(LarkGrammar(grammars.load(file), **options), vocab, [eos])
+        masker.walker.events = (np.empty(1, np.int64), np.empty(1, np.int64))
+        masker.walker.misses = tuple(np.empty(1, np.int64) for _ in range(5))
+        rng = random.Random(0)
+        for text in T.ACCEPT[name][:2]:
+            for cut in sorted({0, len(text)} | {rng.randrange(len(text) + 1) for _ in range(3)}):
+                want = T.brute_allowed(name, "tiny", text[:cut])
+                assert np.array_equal(masker.allowed(text[:cut]), want), (name, text[:cut])
