@@ -1,9 +1,10 @@
 """Our SMC next to genlm-control's (the AWRS paper's own library) on the same SQL questions.
 
 Both libraries run in one process on each question, one after the other, with the same model
-object (the embedded SmolLM2-135M-Instruct in ``smc.load_model``'s default dtype, CPU), the same prompt token ids (our SQL
-domain's chat prompt encoded by our tokenizer), the same EOS token, the same grammar, the same
-critic, particle count, ESS threshold (0.5), resampler (systematic) and token budget:
+object (the embedded SmolLM2-135M-Instruct in ``smc.load_model``'s default dtype, CPU), the
+same prompt token ids (our SQL domain's chat prompt encoded by our tokenizer), the same EOS
+token, the same grammar, the same critic, particle count, ESS threshold (0.5), resampler
+(systematic) and token budget:
 
 * ours: ``smc.domains.runner.solve(lm, dom, task, method="smc", n_particles=N)`` (exact
   token masks of the schema grammar, the scope critic twisting at clause boundaries);
