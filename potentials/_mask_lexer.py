@@ -12,10 +12,11 @@ pre-empt a useful one: exact terminals are kept), so the view's language equals 
 context's own lexer's.
 
 States are (lexeme state, constraint set, newline width) triples; columns are the
-grammar mask's character classes, then one per held edge of the vocabulary trie
-(``vocab_trie``: tokens that end inside a UTF-8 character).  Entries are tabulated on
-demand: ``UNKNOWN`` ones are filled when a walk reaches them (the walk reports them and
-resumes), so only the transitions that some token reads are computed.
+grammar mask's character classes (a held edge of the vocabulary trie, a token ending
+inside a UTF-8 character, reads the columns of the characters it may become:
+``_mask_walk.held_state``).  Entries are tabulated on demand: ``UNKNOWN`` ones are
+filled when a walk reaches them (the walk reports them and resumes), so only the
+transitions that some token reads are computed.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class SharedSegmentLexer:
         self.mask = mask
         self.pairs: list[tuple[int, int, int]] = []
         self.index: dict[tuple[int, int, int], int] = {}
-        self.table = np.full((16, mask.n_classes), UNKNOWN, np.int32)
+        self.table = np.full((16, mask.n_char_classes), UNKNOWN, np.int32)
         self._emitters: dict[int, frozenset[int]] = {}  # lexeme state -> E (see emitters)
 
     def state(self, lid: int, cid: int, col: int) -> int:
@@ -155,7 +156,7 @@ class SegmentLexer:
     def know(self, sids: np.ndarray) -> None:
         """Compute the overlay of the states ``sids`` not known yet."""
         shared, useful, live, rows = self.shared, self._useful, self.live, self._rows
-        merge, walker = self.mask.constraints.merge, self.mask.walker
+        walker = self.mask.walker
         for sid in sids.tolist():
             if live[sid] >= 0:
                 continue
@@ -167,7 +168,7 @@ class SegmentLexer:
             row = rows.get((lid, cid))
             if row is None:
                 row = rows[(lid, cid)] = walker.open_row(frozenset(
-                    merge(cid, extra) for term, extra in shared.lc.closes(lid) if term in useful))
+                    merged for _term, merged, _width in self.closes(sid)))
             if row:
                 self.open_row[sid] = row
                 self.opens_bits[sid] = walker.open_row_bits[row]

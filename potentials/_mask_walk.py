@@ -48,10 +48,9 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
 
     ``trie`` = (end, parent, node_class, child_start, edge_class, kid_bits, tok_start,
     tok_ids, tok_node, held) (``held``: see ``held_state``) and ``lexer`` = (table, live,
-    open_rows, open_row, opens_bits), with ``opens[s, c]`` = ``open_rows[open_row[s], c]``:
-    see the module
-    docstring; ``kid_bits[i]``/``opens_bits[s]`` summarise i's child classes / the
-    classes s opens as 64-bit sets, so most nodes skip the exact event check.
+    open_rows, open_row, opens_bits), with ``opens[s, c]`` = ``open_rows[open_row[s], c]``
+    (see the module docstring); ``kid_bits[i]``/``opens_bits[s]`` summarise i's child
+    classes / the classes s opens as 64-bit sets, so most nodes skip the exact event check.
     Tokens at a start node are allowed only where ``start_emit`` says so.  Events
     (``events`` = (nodes, states)) are appended after the ``n_events`` already there.
 

@@ -26,8 +26,7 @@ import numpy as np
 from potentials._lark_lexer import LexContext
 from potentials._lark_parser import Config, StackNode
 from potentials._lark_regex import DEAD
-from potentials._mask_lexer import SegmentLexer as SegmentLexer
-from potentials._mask_lexer import SharedSegmentLexer
+from potentials._mask_lexer import SegmentLexer, SharedSegmentLexer
 from potentials._mask_segment import Segment, SegmentWalker
 from potentials.vocab_trie import VocabTrie, vocab_trie
 
@@ -45,6 +44,9 @@ class GrammarMask:
         self.vocab_size = len(vocab_bytes)
         self.words = (self.vocab_size + 31) // 32
         self._classes()
+        for auto in self.engine.autos:  # a walk steps them on class representatives only
+            auto.tabulate(self.class_rep[: self.n_char_classes])
+        self.stats = {"walks": 0, "hits": 0, "misses": 0}
         self._lexers: dict[LexContext, SegmentLexer] = {}
         self._shared_lexers: dict[tuple, SharedSegmentLexer] = {}  # by Lark lexer
         self._lexer_ids: dict[LexContext, int] = {}
@@ -62,6 +64,7 @@ class GrammarMask:
         self.nl = self.engine.indentation.nl if self._indenting else -1
         self._col0 = 0 if self._indenting else -1
         self.cache_size = cache_size
+        self.walker = SegmentWalker(self)
         freeze_long_lived_heap()
 
     # ---- character classes -------------------------------------------------------------
@@ -119,10 +122,6 @@ class GrammarMask:
             rank[inverse.reshape(-1)].astype(np.int32)[:n],
             self.n_char_classes + np.arange(len(self.held_classes), dtype=np.int32)])
         self.n_classes = self.n_char_classes + len(self.held_classes)
-        self.stats = {"walks": 0, "hits": 0, "misses": 0}
-        self.walker = SegmentWalker(self)
-        for auto in self.engine.autos:  # a walk steps them on class representatives only
-            auto.tabulate(self.class_rep[: self.n_char_classes])
 
     def _lexer(self, ctx: LexContext) -> SegmentLexer:
         lex = self._lexers.get(ctx)

@@ -241,13 +241,14 @@ def _host_loop(run: Run, pop: Population, prop, rng: np.random.Generator,
         ancestors = None
         live = pop.live()
         running = None  # (indices, log mean weight) when only the running ones resample
-        starved = method == "smc" and live.any() and run.ess_threshold > 0 \
-            and live_share(pop.log_w, live) < LIVE_SHARE_FLOOR
-        if run.keep_finished and live.any() and not starved:
+        resample_all = method == "smc" and live.any() and (  # the ESS rule, the live share
+            (not run.keep_finished and ess < run.ess_threshold * n)
+            or run.ess_threshold > 0 and live_share(pop.log_w, live) < LIVE_SHARE_FLOOR)
+        if run.keep_finished and live.any() and not resample_all:
             ancestors, running = _resample_running(run, pop.log_w, live, rng)
             if ancestors is not None:
                 out.resampled_at.append(step)
-        elif method == "smc" and live.any() and (ess < run.ess_threshold * n or starved):
+        elif resample_all:
             out.log_ml += kernels.logsumexp(pop.log_w) - math.log(n)
             ancestors = kernels.resample(pop.log_w, method=run.resampler, seed=rng)
             out.resampled_at.append(step)

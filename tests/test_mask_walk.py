@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from potentials import LarkGrammar
 from potentials._mask_walk import walk
+from potentials.grammar_mask import unpack
 from potentials.vocab_trie import VocabTrie
 
 ALPHABET = "ab,( \u00e9"
@@ -99,7 +100,7 @@ def test_scan_walk_allows_what_a_recursive_walk_allows(words, seed, emit_root):
         arrays, lexer, np.array([start]), np.array([0]), np.array([emit_root]), bits, events,
         0, misses, scratch, 1)
     assert (n, n_missing, n_pairs, n_asked) == (0, 0, 0, 0)
-    got = set(np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little")).tolist())
+    got = set(np.flatnonzero(unpack(bits, len(vocab))).tolist())
     assert got == want
 
 
@@ -129,13 +130,11 @@ def test_events_only_where_a_next_lexeme_may_start():
     names = m_vocab(m)
     event_nodes = {int(n) for _t, _c, _col, nodes in name_seg.groups for n in nodes}
     assert {_text_of(m.trie, n) for n in event_nodes} == {"ab"}
-    assert {names[t] for t in np.flatnonzero(unpack_bits(name_seg.bits, 6))} == {
+    assert {names[t] for t in np.flatnonzero(unpack(name_seg.bits, 6))} == {
         "abab", "ab"}
 
 
 def unpack_ids(m, text: str) -> set[str]:
-    from potentials.grammar_mask import unpack
-
     allowed = np.flatnonzero(unpack(m.bits(text), m.vocab_size))
     return {m_vocab(m)[i] for i in allowed.tolist()}
 
@@ -155,12 +154,6 @@ def _text_of(trie, node: int) -> str:
         chars.append(trie.alphabet[int(trie.node_char[node])])
         node = int(trie.parent[node])
     return "".join(reversed(chars))
-
-
-def unpack_bits(bits, n):
-    from potentials.grammar_mask import unpack
-
-    return unpack(bits, n)
 
 
 def _assert_mask_is_brute_force(grammar_text: str, vocab: list[bytes], texts: list[str]) -> None:
@@ -225,7 +218,7 @@ def test_a_failed_fill_leaves_no_pending_entries(monkeypatch):
     brute = LarkGrammar('start: "(" NAME ("," NAME)* ")"\nNAME: /[a-z]+/')
     for text in ["", "(", "(a", "(ab,"]:
         want = {i for i, v in enumerate(vocab) if brute.prefix(text + v.decode()) == 0.0}
-        got = set(np.flatnonzero(unpack_bits(masker.bits(text), len(vocab))).tolist())
+        got = set(np.flatnonzero(unpack(masker.bits(text), len(vocab))).tolist())
         assert got == want, text
 
 
