@@ -35,21 +35,23 @@ class StackNode:
     states down to that height gets the same answer (see ``GrammarMask``).
     """
 
-    __slots__ = ("state", "parent", "height", "kids", "fed", "ctx", "ctx_paren", "ctx_low",
-                 "shifts")
+    __slots__ = ("state", "parent", "height", "kids", "fed", "fed_low", "ctx", "ctx_paren",
+                 "ctx_low", "shifts")
 
     def __init__(self, state: int, parent: StackNode | None) -> None:
         self.state = state
         self.parent = parent
         self.height = 0 if parent is None else parent.height + 1
         self.kids: dict[int, StackNode] = {}
-        # terminal -> (stack after feeding it or None, lowest height read)
-        self.fed: dict[int, tuple[StackNode | None, int]] = {}
+        # terminal -> stack after feeding it (or None), and the lowest height that read;
+        # two dicts, not one of pairs: a dict of ints is never tracked by the collector
+        self.fed: dict[int, StackNode | None] = {}
+        self.fed_low: dict[int, int] = {}
         self.ctx: LexContext | None = None
         self.ctx_paren: LexContext | None = None  # inside brackets (indenting grammars)
         self.ctx_low = 0  # lowest height ``ctx`` read
         # accepted terminals of virtual stacks (this node + the states pushed above it),
-        # with the lowest height read
+        # with the lowest height read (pairs interned by the engine)
         self.shifts: dict[tuple[int, ...], tuple[frozenset[int], int]] = {}
 
     def states(self) -> list[int]:
@@ -86,6 +88,9 @@ class ParserEngine:
         self.constraints = Constraints(self.autos)
         self._lexinfo: dict[int, tuple[list[int], list[int], dict[int, list[int]]]] = {}
         self._by_action: dict[int, tuple[frozenset[int], list]] = {}
+        # (accepted terminals, height) answers of ``_accepts``, interned: few are distinct,
+        # and a fresh one per virtual stack would be a long-lived object for the collector
+        self._pairs: dict[tuple[frozenset[int], int], tuple[frozenset[int], int]] = {}
         # lexer contexts by content: parser states whose Lark lexers agree share them
         self._contexts: dict[tuple[tuple, frozenset[int]], LexContext] = {}
         self._steps = SharedSteps()  # pair-set steps shared by the contexts
@@ -94,6 +99,7 @@ class ParserEngine:
         self.indentation = Indentation(self, indenter) if indenter else None
         self.initial_ind = self.indentation.initial if indenter else 0
         self._nl_alive: dict[tuple[LexContext, int], bool] = {}
+        self._ends: dict[tuple[StackNode, int], bool] = {}  # accepts_end, memoised
         self.node_count = 0
         self.root = self.reset_stacks()
 
@@ -106,6 +112,7 @@ class ParserEngine:
         """Forget every interned stack (bounds memory); returns the new root."""
         self.node_count = 1
         self.root = StackNode(self._start_state, None)
+        self._ends = {}
         if getattr(self, "indentation", None) is not None:
             self.indentation.reset()
         return self.root
@@ -120,15 +127,14 @@ class ParserEngine:
 
     def feed(self, node: StackNode, term: int) -> StackNode | None:
         """The stack after shifting terminal ``term`` (with its reductions), or None."""
-        got = node.fed.get(term)
-        if got is not None:
-            return got[0]
+        if term in node.fed:
+            return node.fed[term]
         return self._feed(node, term)[0]
 
     def feed_low(self, node: StackNode, term: int) -> tuple[StackNode | None, int]:
         """``feed`` and the lowest stack height it read."""
-        got = node.fed.get(term)
-        return got if got is not None else self._feed(node, term)
+        low = node.fed_low.get(term)
+        return (node.fed[term], low) if low is not None else self._feed(node, term)
 
     def _feed(self, node: StackNode, term: int) -> tuple[StackNode | None, int]:
         name, table, cur = self.names[term], self._table, node
@@ -147,8 +153,9 @@ class ParserEngine:
             if cur.height < low:
                 low = cur.height
             cur = self._push(cur, table[cur.state][arg.origin.name][1])
-        node.fed[term] = got = (out, low)
-        return got
+        node.fed[term] = out
+        node.fed_low[term] = low
+        return out, low
 
     def _actions(self, state: int) -> tuple[frozenset[int], list[tuple[int, str, frozenset[int]]]]:
         """State ``state``'s terminals that shift, and its reductions as (length, goto
@@ -199,7 +206,8 @@ class ParserEngine:
             ok = terms & ok
             if ok:
                 out = out | ok
-        base.shifts[above] = got = (out, low)
+        got = (out, low)
+        base.shifts[above] = got = self._pairs.setdefault(got, got)
         return got
 
     # ---- lexer -----------------------------------------------------------------------
@@ -265,6 +273,17 @@ class ParserEngine:
             wide.lexer_key = ctx.lexer_key
         return wide
 
+    def wide_contexts(self) -> list[LexContext]:
+        """The wide context (``wide_context``) of every parser state's lexer."""
+        for state in self._table:
+            key = self._lexer_key(state)
+            if key not in self._wide:
+                wide = self._wide[key] = LexContext(
+                    self.autos, *self._info(state), frozenset(range(len(self.autos))),
+                    self._steps)
+                wide.lexer_key = key
+        return list(self._wide.values())
+
     def context_at(self, node: StackNode, ind: int) -> LexContext:
         """The lexer context of a configuration's stack and indentation state."""
         if self.indentation is not None and self.indentation.in_paren(ind):
@@ -310,6 +329,40 @@ class ParserEngine:
             states.append(table[states[-1]][rule.origin.name][1])
             if states[-1] == self.end_state:
                 return True
+
+    @property
+    def ends_exactly(self) -> bool:
+        """Whether ``can_end`` equals Lark's verdict on a whole text.
+
+        True when every terminal is exact and ``re.match`` takes its longest run
+        (``_lark_munch``) and there is no indentation post-lexer: then the lexer
+        constraints leave exactly Lark's reading of each lexeme, so a configuration
+        that can end is Lark's own parse reaching $END (the parser part is exact)."""
+        return self.indentation is None and all(a.exact and a.longest for a in self.autos)
+
+    def can_end(self, configs: frozenset[Config]) -> bool:
+        """Whether some configuration ends here: its pending lexeme is empty or closes as
+        a terminal the parser takes, and the parser then accepts $END.  A necessary
+        condition for Lark accepting the text; an exact one when ``ends_exactly``."""
+        ends = self._ends
+        for stack, lid, _cid, ind, col in configs:
+            ctx = self.context_at(stack, ind)
+            if lid == ctx.init:
+                got = ends.get((stack, ind))
+                if got is None:
+                    got = ends[(stack, ind)] = self.accepts_end(stack, ind)
+                if got:
+                    return True
+            for term, _extra in ctx.closes(lid):
+                emitted = self.emit(stack, ind, term, col)
+                if emitted is None:
+                    continue
+                got = ends.get(emitted)
+                if got is None:
+                    got = ends[emitted] = self.accepts_end(*emitted)
+                if got:
+                    return True
+        return False
 
     # ---- configurations --------------------------------------------------------------
     def initial(self) -> frozenset[Config]:

@@ -33,9 +33,35 @@ if TYPE_CHECKING:
     from potentials.grammar_mask import GrammarMask
 
 
+class ConstraintTable:
+    """``Constraints.step`` over the grammar mask's character classes, one row per
+    constraint set, tabulated when the set first appears (−1: violated)."""
+
+    def __init__(self, mask: GrammarMask) -> None:
+        self.constraints = mask.constraints
+        self.reps = mask.class_rep[: mask.n_char_classes]
+        self.next = np.zeros((16, mask.n_char_classes), np.int32)
+        self.rows = 1  # set 0 (no constraint) steps to itself on every class
+
+    def table(self) -> np.ndarray:
+        """The table, with a row for every constraint set that exists now."""
+        states, step = self.constraints._states, self.constraints.step
+        while self.rows < len(states):  # stepping may intern new sets: they get rows too
+            cid = self.rows
+            if cid >= len(self.next):
+                self.next = np.concatenate([self.next, np.zeros_like(self.next)])
+            self.next[cid] = [step(cid, ch) for ch in self.reps]
+            self.rows += 1
+        return self.next
+
+
 class SharedSegmentLexer:
     """Transitions of one Lark lexer over (lexeme state, constraints, width), shared by
-    every context with that lexer (``lc``: its lexeme states with every terminal useful)."""
+    every context with that lexer (``lc``: its lexeme states with every terminal useful).
+
+    The lexeme part is tabulated eagerly (``lex_next[lid, class]``, every state reachable
+    from the ones known: a few hundred per lexer for the shipped grammars), so filling
+    what a walk found unknown is array indexing plus the interning of new triples."""
 
     def __init__(self, lc: LexContext, mask: GrammarMask) -> None:
         self.lc = lc
@@ -43,7 +69,25 @@ class SharedSegmentLexer:
         self.pairs: list[tuple[int, int, int]] = []
         self.index: dict[tuple[int, int, int], int] = {}
         self.table = np.full((16, mask.n_char_classes), UNKNOWN, np.int32)
+        self.lid_of = np.zeros(16, np.int32)  # lexeme state of each triple
+        self.cid_of = np.zeros(16, np.int32)  # constraint set of each triple
+        self.lex_next = np.full((16, mask.n_char_classes), DEAD, np.int32)
+        self.n_lex = 0  # rows of lex_next computed
         self._emitters: dict[int, frozenset[int]] = {}  # lexeme state -> E (see emitters)
+        self.tabulate()
+
+    def tabulate(self) -> None:
+        """Rows of ``lex_next`` for every lexeme state of ``lc`` and all they reach."""
+        lc, reps = self.lc, self.mask.class_rep[: self.mask.n_char_classes]
+        step = lc.step
+        row = self.n_lex
+        while row < len(lc._states):  # stepping appends the states it reaches
+            if row >= len(self.lex_next):
+                self.lex_next = np.concatenate([self.lex_next, np.full_like(self.lex_next,
+                                                                            DEAD)])
+            self.lex_next[row] = [step(row, ch) for ch in reps]
+            row += 1
+        self.n_lex = row
 
     def state(self, lid: int, cid: int, col: int) -> int:
         """Id of (lid, cid, col), ``lid`` a lexeme state of ``lc``."""
@@ -54,6 +98,10 @@ class SharedSegmentLexer:
             self.index[(lid, cid, col)] = sid
             if sid >= self.table.shape[0]:
                 self.table = np.concatenate([self.table, np.full_like(self.table, UNKNOWN)])
+                self.lid_of = np.concatenate([self.lid_of, np.zeros_like(self.lid_of)])
+                self.cid_of = np.concatenate([self.cid_of, np.zeros_like(self.cid_of)])
+            self.lid_of[sid] = lid
+            self.cid_of[sid] = cid
         return sid
 
     def emitters(self, lid: int) -> frozenset[int]:
@@ -76,28 +124,19 @@ class SharedSegmentLexer:
         Held-edge columns are never stored here: which class a held edge may become is
         alive depends on the context (``_mask_walk.held_state`` decides it per walk)."""
         mask = self.mask
-        reps = mask.class_rep
-        out: list[int] = []
-        pairs, index, lc, cstep = self.pairs, self.index, self.lc, mask.constraints.step
-        trans, lstep = lc._trans, lc.step
+        self.tabulate()  # lexeme states a context view added since (``SegmentLexer.state``)
+        lid2 = self.lex_next[self.lid_of[sids], classes]
+        cid2 = mask.constraint_table.table()[self.cid_of[sids], classes]
+        out = np.full(len(sids), DEAD_STATE, np.int32)
+        index, pairs = self.index, self.pairs
         width = mask.engine.width if mask.engine.indentation is not None else None
-        for sid, c in zip(sids.tolist(), classes.tolist(), strict=True):
-            ch = reps[c]
-            lid, cid, col = pairs[sid]
-            if cid:
-                cid = cstep(cid, ch)
-                if cid < 0:
-                    out.append(DEAD_STATE)
-                    continue
-            lid2 = trans[lid].get(ch)
-            if lid2 is None:
-                lid2 = lstep(lid, ch)
-            if lid2 == DEAD:
-                out.append(DEAD_STATE)
-                continue
-            key = (lid2, cid, -1 if width is None else width(lc, lid2, col, ch))
+        reps, lc = mask.class_rep, self.lc
+        for k in np.flatnonzero((lid2 != DEAD) & (cid2 >= 0)).tolist():
+            lid, cid = int(lid2[k]), int(cid2[k])
+            col = -1 if width is None else width(lc, lid, pairs[sids[k]][2], reps[classes[k]])
+            key = (lid, cid, col)
             nxt = index.get(key)
-            out.append(self.state(*key) if nxt is None else nxt)  # may grow self.table
+            out[k] = self.state(*key) if nxt is None else nxt  # may grow self.table
         self.table[sids, classes] = out
 
 

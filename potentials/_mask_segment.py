@@ -25,9 +25,12 @@ class Segment:
     """Allowed tokens of one segment walk and its event groups (terminal, constraints,
     newline width, nodes)."""
 
-    __slots__ = ("bits", "groups", "children", "depths", "__weakref__")
+    __slots__ = ("bits", "groups", "children", "depths", "uid", "__weakref__")
+    _count = 0
 
     def __init__(self, bits: np.ndarray, groups: list[tuple[int, int, int, np.ndarray]]) -> None:
+        Segment._count += 1
+        self.uid = Segment._count  # names it in memo keys of ints only (never GC-tracked)
         self.bits = bits
         self.groups = groups
         self.children: dict[tuple[int, int], Segment] = {}  # (group, lexer id) -> segment

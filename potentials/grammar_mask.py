@@ -26,7 +26,7 @@ import numpy as np
 from potentials._lark_lexer import LexContext
 from potentials._lark_parser import Config, StackNode
 from potentials._lark_regex import DEAD
-from potentials._mask_lexer import SegmentLexer, SharedSegmentLexer
+from potentials._mask_lexer import ConstraintTable, SegmentLexer, SharedSegmentLexer
 from potentials._mask_segment import Segment, SegmentWalker
 from potentials.vocab_trie import VocabTrie, vocab_trie
 
@@ -55,16 +55,18 @@ class GrammarMask:
         self._masks: OrderedDict[frozenset[Config], np.ndarray] = OrderedDict()
         self._collected: OrderedDict[tuple[Segment, StackNode, int], np.ndarray] = \
             OrderedDict()
-        # (segment, D, top D+1 stack states) -> collected mask (grammars without indentation)
-        self._by_top: OrderedDict[tuple[Segment, int, tuple[int, ...]], np.ndarray] = \
-            OrderedDict()
+        # (segment uid, D, top D+1 stack states) -> collected mask (grammars without
+        # indentation); keys of ints only, so the collector stops tracking them
+        self._by_top: OrderedDict[tuple[int, int, tuple[int, ...]], np.ndarray] = OrderedDict()
         self._ids: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._end: dict[tuple[StackNode, int], bool] = {}
         self._indenting = self.engine.indentation is not None
         self.nl = self.engine.indentation.nl if self._indenting else -1
         self._col0 = 0 if self._indenting else -1
         self.cache_size = cache_size
         self.walker = SegmentWalker(self)
+        self.constraint_table = ConstraintTable(self)
+        for wide in self.engine.wide_contexts():  # every lexer tabulated now, not mid-mask
+            self._shared_lexers[wide.lexer_key] = SharedSegmentLexer(wide, self)
         freeze_long_lived_heap()
 
     # ---- character classes -------------------------------------------------------------
@@ -183,7 +185,7 @@ class GrammarMask:
             top = _top_states(stack, max(seg.depths) + 1)
             for d in seg.depths:
                 if d < len(top):
-                    got = memo.get((seg, d, top[: d + 1]))
+                    got = memo.get((seg.uid, d, top[: d + 1]))
                     if got is not None:
                         return got, height - d
         engine, ignore = self.engine, self.engine.ignore
@@ -215,7 +217,7 @@ class GrammarMask:
         for got in parts.values():
             np.bitwise_or(acc, got, out=acc)
         d = height - low
-        _bounded_put(memo, (seg, d, _top_states(stack, d + 1)), acc, self.cache_size)
+        _bounded_put(memo, (seg.uid, d, _top_states(stack, d + 1)), acc, self.cache_size)
         if d not in seg.depths:
             seg.depths.append(d)
         return acc, low
@@ -255,27 +257,6 @@ class GrammarMask:
             seg = self._roots[key] = self.walker.run(lex, sid, np.zeros(1, np.int64), True)
         return seg
 
-    # ---- end of text -------------------------------------------------------------------
-    def _accepts_end(self, stack: StackNode, ind: int) -> bool:
-        key = (stack, ind)
-        got = self._end.get(key)
-        if got is None:
-            got = self._end[key] = self.engine.accepts_end(stack, ind)
-        return got
-
-    def may_end(self, configs: frozenset[Config]) -> bool:
-        """A necessary condition for complete(x) = 0 read off x's configurations."""
-        engine = self.engine
-        for stack, lid, _cid, ind, col in configs:
-            ctx = engine.context_at(stack, ind)
-            if lid == ctx.init and self._accepts_end(stack, ind):
-                return True
-            for term, _extra in ctx.closes(lid):
-                emitted = engine.emit(stack, ind, term, col)
-                if emitted is not None and self._accepts_end(*emitted):
-                    return True
-        return False
-
     # ---- public ------------------------------------------------------------------------
     def bits(self, text: str) -> np.ndarray:
         """Packed mask (uint32 words) of the tokens allowed after ``text``, EOS included.
@@ -296,7 +277,8 @@ class GrammarMask:
             got = (self._collect(root, stack, ind) if self._indenting
                    else self._collect_top(root, stack)[0])
             np.bitwise_or(acc, got, out=acc)
-        if self.eos_ids.size and self.may_end(configs) and self.grammar.complete(text) == 0.0:
+        if (self.eos_ids.size and self.engine.can_end(configs)
+                and self.grammar.complete(text) == 0.0):
             for e in self.eos_ids.tolist():
                 acc[e >> 5] |= np.uint32(1 << (e & 31))
         _bounded_put(self._masks, configs, acc, self.cache_size)

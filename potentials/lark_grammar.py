@@ -224,6 +224,7 @@ class LarkGrammar(Potential):
                                     indenter=self._lark.options.postlex)
         _check_language_not_empty(self._lark, self._engine, start, grammar_text)
         self._initial = self._engine.initial()
+        self._ends_exactly = self._engine.ends_exactly
         # LRU caches: OrderedDict evicts its oldest entry in O(1); a dict's
         # del d[next(iter(d))] rescans the deleted slots at its front (~8 µs at 100k)
         self._cache: OrderedDict[str, frozenset[Config]] = OrderedDict()
@@ -322,11 +323,20 @@ class LarkGrammar(Potential):
 
     # ---- complete --------------------------------------------------------------------
     def complete(self, text: str) -> float:
-        """0 if Lark's LALR parser accepts ``text``, else −inf."""
+        """0 if Lark's LALR parser accepts ``text``, else −inf.
+
+        Read off the text's configurations when they decide it exactly
+        (``ParserEngine.ends_exactly``: every terminal exact and longest-match), else
+        Lark parses the text (after the configurations rule out what they can)."""
         got = self._complete_cache.get(text)
         if got is None:
-            if text and not self._configs(text):
+            configs = self._configs(text)
+            if text and not configs:
                 got = NEG_INF  # sound: every prefix of an accepted text is viable
+            elif configs and self._ends_exactly:
+                got = 0.0 if self._engine.can_end(configs) else NEG_INF
+            elif configs and not self._engine.can_end(configs):
+                got = NEG_INF  # sound: can_end is necessary
             else:
                 try:
                     self._lark.parse(text)
