@@ -3,7 +3,9 @@
 ``compile()`` builds the grammar for the tokenizer (timed as the cold compile), ``reset()``
 starts a document, ``mask()`` computes the mask of the current prefix (the timed call),
 ``allows(tid)`` reads it (``None`` = EOS), ``words()`` returns it as packed uint32 words
-(bit j of word k = token 32k + j) and ``advance(tid)`` appends a token of the trace.
+(bit j of word k = token 32k + j) and ``advance(tid)`` appends a token of the trace and
+updates the engine's parser state (untimed for every engine: the peers' masks start from
+a state their ``advance`` already moved, and so does ours).
 """
 
 from __future__ import annotations
@@ -61,10 +63,14 @@ class Ours(Engine):
         self.text = ""
 
     def advance(self, tid: int) -> None:
+        """The parser-state update, untimed like every peer's (llguidance
+        ``consume_token``, xgrammar ``accept_token``, outlines ``advance``): the new
+        text's configurations (``prefix`` computes and caches them)."""
         from smc.token_bytes import complete_utf8
 
         self.buf += self.vb[tid]
         self.text = complete_utf8(self.buf)[0]
+        self.masker.grammar.prefix(self.text)
 
     def mask(self) -> None:
         self._bits = self.masker.bits(self.text)
