@@ -93,6 +93,9 @@ class ParserEngine:
         self._pairs: dict[tuple[frozenset[int], int], tuple[frozenset[int], int]] = {}
         # lexer contexts by content: parser states whose Lark lexers agree share them
         self._contexts: dict[tuple[tuple, frozenset[int]], LexContext] = {}
+        self._by_accepted: dict[tuple[int, frozenset[int], bool], LexContext] = {}
+        self._lexer_nos: dict[int, int] = {}  # parser state -> lexer number
+        self._lexer_key_nos: dict[tuple, int] = {}
         self._steps = SharedSteps()  # pair-set steps shared by the contexts
         self._wide: dict[tuple, LexContext] = {}
         self._lexer_keys: dict[int, tuple] = {}
@@ -248,21 +251,39 @@ class ParserEngine:
         ctx = node.ctx_paren if in_paren else node.ctx
         if ctx is None:
             accepted, node.ctx_low = self._accepts(node, ())
-            useful = accepted | self.ignore
-            if in_paren:
-                useful |= {self.indentation.nl}
-            key = (self._lexer_key(node.state), useful)
-            ctx = self._contexts.get(key)
+            # by (lexer, accepted set): the sets are interned (``_pairs``), so this key
+            # hashes in O(1) and the union below is built once per context
+            by_key = (self._lexer_no(node.state), accepted, in_paren)
+            ctx = self._by_accepted.get(by_key)
             if ctx is None:
-                order, embedded, unless = self._info(node.state)
-                ctx = self._contexts[key] = LexContext(self.autos, order, embedded, unless, useful,
-                                                             self._steps)
-                ctx.lexer_key = key[0]
+                useful = accepted | self.ignore
+                if in_paren:
+                    useful |= {self.indentation.nl}
+                ctx = self._by_accepted[by_key] = self._context(node.state, useful)
             if in_paren:
                 node.ctx_paren = ctx
             else:
                 node.ctx = ctx
         return ctx
+
+    def _context(self, state: int, useful: frozenset[int]) -> LexContext:
+        """The lexer context of Lark's lexer in ``state`` for the ``useful`` terminals."""
+        key = (self._lexer_key(state), useful)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            order, embedded, unless = self._info(state)
+            ctx = self._contexts[key] = LexContext(self.autos, order, embedded, unless, useful,
+                                                   self._steps)
+            ctx.lexer_key = key[0]
+        return ctx
+
+    def _lexer_no(self, state: int) -> int:
+        """A number for Lark's lexer in ``state`` (equal lexers, equal numbers)."""
+        got = self._lexer_nos.get(state)
+        if got is None:
+            got = self._lexer_nos[state] = self._lexer_key_nos.setdefault(
+                self._lexer_key(state), len(self._lexer_key_nos))
+        return got
 
     def wide_context(self, ctx: LexContext) -> LexContext:
         """``ctx``'s lexer with every terminal useful: one per lexer, shared by its contexts."""
