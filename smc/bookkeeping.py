@@ -41,6 +41,7 @@ class Run:
     masked: bool
     twisted: bool
     keep_finished: bool = False
+    speculate: int = 0  # draft tokens per row and forward (host step; 0: off)
     bar: object = None
 
 

@@ -104,6 +104,7 @@ def generate(
     progress: bool = False,
     step: str = "auto",
     keep_finished: bool = False,
+    speculate: int = 0,
 ) -> Result:
     """Sample outputs of ``lm`` after ``prompt`` from p·constraint·critic (see module doc).
 
@@ -117,9 +118,20 @@ def generate(
     running particles' total weight is preserved in expectation), and a finished output
     is no longer traded for a running one that may never end within ``max_tokens``.  The
     live-share rule still resamples everything.
+
+    ``speculate`` = k > 0 (host step, a model state with ``supports_chunks``): each row's
+    forward also computes up to k draft positions ahead (``smc.drafts.PromptLookup``), and
+    a particle keeps drawing, from the proposal at each position, while its draws equal
+    the draft.  Every token is drawn from the same distribution as without drafts and a
+    step's weight is the product of its tokens' factors, so the law is unchanged (a step
+    may now add several tokens to a particle); the number of forwards drops by how often
+    the draws follow the draft.
     """
     _validate(lm, prompt, constraint, critic, method, proposal, n_particles, ess_threshold,
               resampler, max_tokens, step)
+    if isinstance(speculate, bool) or not isinstance(speculate, int | np.integer) \
+            or speculate < 0:
+        raise ValueError(f"speculate must be an integer >= 0, got {speculate!r}")
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     n = int(n_particles)
@@ -128,10 +140,10 @@ def generate(
               ess_threshold=float(ess_threshold), resampler=resampler,
               max_tokens=int(max_tokens), weighted=method in WEIGHTED, masked=masked,
               twisted=method in ("is", "smc") and critic is not None,
-              keep_finished=bool(keep_finished) and method == "smc")
+              keep_finished=bool(keep_finished) and method == "smc", speculate=int(speculate))
     from smc.device_step import use_device
 
-    on_device = use_device(step, lm, masked, proposal, run.keep_finished)
+    on_device = use_device(step, lm, masked, proposal, run.keep_finished or run.speculate > 0)
     prompt_ids = lm.encode(prompt)
     if lm.max_context is not None and len(prompt_ids) + max_tokens > lm.max_context:
         raise ValueError(
@@ -202,6 +214,12 @@ def _host_loop(run: Run, pop: Population, prop, rng: np.random.Generator,
     t0 = time.perf_counter()
     state = lm.start(prompt_ids, n) if pop.live().any() else None
     out.forward_s += time.perf_counter() - t0
+    drafts = None
+    if run.speculate and state is not None and getattr(state, "supports_chunks", False):
+        from smc.drafts import PromptLookup
+
+        drafts = PromptLookup(prompt_ids, eos_ids=lm.eos_ids)
+    chunks: list | None = None  # what each row's last forward was fed (speculative steps)
     step = 0
     for step in range(1, run.max_tokens + 1):
         t_step = time.perf_counter()
@@ -213,23 +231,41 @@ def _host_loop(run: Run, pop: Population, prop, rng: np.random.Generator,
         if len(live_rows) != state.rows:
             state.select(np.asarray(live_rows, np.int64))
             pop.rows = pop.rows[live_rows]
+            if chunks is not None:
+                chunks = [chunks[r] for r in live_rows]
         uniforms = rng.random(len(pop.rows))
         proposal_s = 0.0
+        kept = []  # per row: how many of its chunk's tokens stay in the model state
         for k, i in enumerate(pop.rows):
-            t_prop = time.perf_counter()
-            token, log_z = prop.step(state.logprobs[k], pop.text[i], pop.held[i], uniforms[k])
-            proposal_s += time.perf_counter() - t_prop
-            if token < 0:
-                pop.kill(i, DEATH_NO_TOKEN)
-                continue
-            out.tokens_generated += 1
-            if method in ("is", "smc"):
-                pop.log_w[i] += log_z
-            record_token(run, pop, i, token)
+            chunk = chunks[k] if chunks is not None else None
+            j = 0
+            while True:  # position j of the row's chunk (j > 0: the draws so far = draft)
+                logprobs = state.logprobs[k] if chunk is None else state.chunk_logprobs(k, j)
+                t_prop = time.perf_counter()
+                token, log_z = prop.step(logprobs, pop.text[i], pop.held[i],
+                                         uniforms[k] if j == 0 else rng.random())
+                proposal_s += time.perf_counter() - t_prop
+                if token < 0:
+                    pop.kill(i, DEATH_NO_TOKEN)
+                    break
+                out.tokens_generated += 1
+                if method in ("is", "smc"):
+                    pop.log_w[i] += log_z
+                record_token(run, pop, i, token)
+                if (chunk is None or j + 1 >= len(chunk) or token != chunk[j + 1]
+                        or pop.finished[i] or pop.dead[i]
+                        or len(pop.tokens[i]) >= run.max_tokens):
+                    break
+                j += 1
+            kept.append(j + 1)
+        if chunks is not None:
+            state.accept(kept)
+            chunks = None
         timing["proposal"].append(proposal_s)
-        if step == run.max_tokens:
+        if step == run.max_tokens or drafts is not None:  # out of budget: can never end
             for i in np.flatnonzero(pop.live()):
-                pop.kill(int(i), DEATH_LENGTH)
+                if len(pop.tokens[i]) >= run.max_tokens:
+                    pop.kill(int(i), DEATH_LENGTH)
         ess = kernels.ess(pop.log_w) if run.weighted \
             else float(pop.live().sum() + pop.finished.sum())
         out.ess_trace.append(ess)
@@ -282,7 +318,13 @@ def _host_loop(run: Run, pop: Population, prop, rng: np.random.Generator,
             state.select(np.asarray(keep, np.int64))
         last = np.asarray([pop.tokens[i][-1] for i in pop.rows], np.int64)
         t0 = time.perf_counter()
-        state.advance(last)
+        if drafts is not None:  # each row: its last token, then a draft of what may follow
+            chunks = [np.asarray([t, *drafts.draft(pop.tokens[i], min(
+                run.speculate, run.max_tokens - len(pop.tokens[i]) - 1))], np.int64)
+                for t, i in zip(last, pop.rows, strict=True)]
+            state.advance_chunks(chunks)
+        else:
+            state.advance(last)
         out.forward_s += time.perf_counter() - t0
         timing["forward"].append(time.perf_counter() - t0)
         timing["step"].append(time.perf_counter() - t_step)

@@ -42,6 +42,12 @@ class BatchState(ABC):
     def advance(self, tokens: np.ndarray) -> None:
         """Append ``tokens[r]`` to row ``r`` and compute the next log-probabilities."""
 
+    # Optional (``supports_chunks``): several tokens per row in one forward, for
+    # speculative drafts.  ``advance_chunks(chunks)`` feeds row r the tokens chunks[r];
+    # ``chunk_logprobs(r, j)`` is log p(· | row r + chunks[r][: j + 1]); ``accept(m)``
+    # keeps the first m[r] ≥ 1 tokens of each chunk and sets ``logprobs`` after them.
+    supports_chunks = False
+
 
 class DeviceBatchState(ABC):
     """Rows whose next-token log-probabilities stay a torch tensor on ``device``."""
@@ -112,6 +118,8 @@ class _FunctionState(BatchState):
         rows = np.asarray(rows, dtype=np.int64)
         self.prefixes = [self.prefixes[r] for r in rows]
         self.logprobs = self.logprobs[rows]
+        if getattr(self, "_chunks", None) is not None:
+            self._chunks = [self._chunks[r] for r in rows]
 
     def advance(self, tokens: np.ndarray) -> None:
         self.prefixes = [p + (int(t),) for p, t in zip(self.prefixes, tokens, strict=True)]
@@ -119,6 +127,32 @@ class _FunctionState(BatchState):
             self.logprobs = np.stack([self.lm.logprobs_of(p) for p in self.prefixes])
         else:
             self.logprobs = np.empty((0, self.lm.vocab_size))
+
+    # chunks (speculative drafts): see ``SharedPrefixState.advance_chunks``
+    supports_chunks = True
+
+    def advance_chunks(self, chunks) -> None:
+        if len(chunks) != len(self.prefixes) or any(len(c) < 1 for c in chunks):
+            raise ValueError("advance_chunks needs one chunk of at least one token per row")
+        self._chunks = [tuple(int(t) for t in c) for c in chunks]
+
+    def chunk_logprobs(self, row: int, j: int) -> np.ndarray:
+        chunk = self._chunks[row]
+        if not 0 <= j < len(chunk):
+            raise IndexError(f"no chunk position {j} for row {row}")
+        return self.lm.logprobs_of(self.prefixes[row] + chunk[: j + 1])
+
+    def accept(self, lengths) -> None:
+        chunks = getattr(self, "_chunks", None)
+        if chunks is None or len(lengths) != len(chunks) or any(
+                not 1 <= m <= len(c) for m, c in zip(lengths, chunks, strict=True)):
+            raise ValueError("accept needs one length in [1, chunk length] per row, after "
+                             "advance_chunks")
+        self.prefixes = [p + c[: int(m)] for p, c, m in zip(self.prefixes, chunks, lengths,
+                                                             strict=True)]
+        self.logprobs = (np.stack([self.lm.logprobs_of(p) for p in self.prefixes])
+                         if self.prefixes else np.empty((0, self.lm.vocab_size)))
+        self._chunks = None
 
 
 class _FunctionDeviceState(DeviceBatchState):

@@ -197,7 +197,15 @@ def _prefill(lm, ids: list[int]):
 
 class SharedPrefixState(_HFState):
     """Rows of one prompt continued in parallel; the prompt's KV cache is stored once
-    (``_HFState``'s bookkeeping, its own cache and forward)."""
+    (``_HFState``'s bookkeeping, its own cache and forward).
+
+    Rows may also advance by *chunks* of different lengths in one forward
+    (``advance_chunks``: speculative drafts, see ``smc.drafts``); each row then keeps its
+    own number of generated positions (``glen``), and a query at chunk position j of
+    row r attends to the prompt and to that row's generated positions ≤ glen[r] + j.
+    """
+
+    supports_chunks = True
 
     def __init__(self, lm, prompt_ids: Sequence[int], n: int) -> None:
         self.lm = lm
@@ -207,7 +215,9 @@ class SharedPrefixState(_HFState):
         self.length = self.prompt_length
         self.prefix, row = _prefill(lm, list(prompt_ids))
         self.n = n
-        self.gen = 0                                 # generated positions held per row
+        self.gen = 0                                 # most generated positions of a row
+        self.glen = np.zeros(n, np.int64)            # generated positions of each row
+        self.chunk_logits = None                     # (n, K, V) after advance_chunks
         self.capacity = 0
         self.buffers: list = []                      # per layer (K, V): (n, Hkv, cap, D)
         self.logprobs = np.repeat(self._to_logprobs(row), n, axis=0)
@@ -222,8 +232,9 @@ class SharedPrefixState(_HFState):
         f, new = self.fused, []
         for i, (k_p, _) in enumerate(self.prefix):
             shape = (self.n, f.kv_heads, cap, f.head_dim)
-            k = torch.empty(shape, dtype=k_p.dtype, device=k_p.device)
-            v = torch.empty(shape, dtype=k_p.dtype, device=k_p.device)
+            # zeros, not empty: a masked score weighs an unwritten value by 0, and 0·NaN = NaN
+            k = torch.zeros(shape, dtype=k_p.dtype, device=k_p.device)
+            v = torch.zeros(shape, dtype=k_p.dtype, device=k_p.device)
             if self.gen:
                 k0, v0 = self.buffers[i]
                 k[:, :, : self.gen].copy_(k0[:, :, : self.gen])
@@ -236,6 +247,13 @@ class SharedPrefixState(_HFState):
 
         rows = np.asarray(rows, dtype=np.int64)
         self.logprobs = self.logprobs[rows]
+        if self.chunk_logits is not None:  # a chunk not accepted yet: its rows follow
+            self.chunk_logits = self.chunk_logits[torch.as_tensor(rows,
+                                                                  device=self.lm.device)]
+            self._chunk_lens = self._chunk_lens[rows]
+        self.glen = self.glen[rows]
+        self.gen = int(self.glen.max()) if len(rows) else 0
+        self.length = self.prompt_length + self.gen
         self.n = len(rows)
         if not self.buffers:
             return
@@ -251,12 +269,70 @@ class SharedPrefixState(_HFState):
 
         if len(tokens) != self.n:
             raise ValueError(f"advance got {len(tokens)} tokens for {self.n} rows")
+        if self.n and (self.glen != self.gen).any():  # ragged rows: the chunk step, K = 1
+            logits = self._chunk_forward([np.asarray([t]) for t in tokens])[:, 0]
+            self.glen += 1
+            self.gen += 1
+            return logits
         self._grow(self.gen + 1)
         ids = torch.as_tensor(tokens, device=self.lm.device)
         with torch.inference_mode(), torch.profiler.record_function("smc.forward"):
             logits = self._step(ids)
         self.gen += 1
+        self.glen += 1
         return logits
+
+    # -- chunks (speculative drafts) -----------------------------------------------------
+    def advance_chunks(self, chunks: Sequence[np.ndarray]) -> None:
+        """Feed row k the tokens ``chunks[k]`` (at least one each) in one forward.
+
+        Logits after every chunk position are kept (``chunk_logprobs``) until ``accept``
+        says how many of each chunk's tokens stay in the row."""
+        if len(chunks) != self.n:
+            raise ValueError(f"advance_chunks got {len(chunks)} chunks for {self.n} rows")
+        if any(len(c) < 1 for c in chunks):
+            raise ValueError("every chunk needs at least one token")
+        if not self.n:
+            self.chunk_logits = None
+            return
+        self.lm.check_length(self.prompt_length + self.gen + max(len(c) for c in chunks))
+        self.chunk_logits = self._chunk_forward(chunks)
+        self._chunk_lens = np.asarray([len(c) for c in chunks], np.int64)
+
+    def chunk_logprobs(self, row: int, j: int) -> np.ndarray:
+        """log p(· | row's text + its chunk's first j + 1 tokens), float64 (V,)."""
+        if self.chunk_logits is None or not 0 <= j < self._chunk_lens[row]:
+            raise IndexError(f"no chunk position {j} for row {row}")
+        return self._to_logprobs(self.chunk_logits[row, j][None])[0]
+
+    def accept(self, lengths: Sequence[int]) -> None:
+        """Row k keeps the first ``lengths[k]`` (≥ 1) tokens of its last chunk."""
+        lengths = np.asarray(lengths, np.int64)
+        if self.chunk_logits is None or len(lengths) != self.n or (lengths < 1).any() \
+                or (lengths > self._chunk_lens).any():
+            raise ValueError("accept needs one length in [1, chunk length] per row, after "
+                             "advance_chunks")
+        self.logprobs = np.stack([self.chunk_logprobs(k, int(m) - 1)
+                                  for k, m in enumerate(lengths)])
+        self.glen = self.glen + lengths
+        self.gen = int(self.glen.max())
+        self.length = self.prompt_length + self.gen
+        self.chunk_logits = None
+
+    def _chunk_forward(self, chunks: Sequence[np.ndarray]):
+        """Logits (n, K, V) of the padded chunks; their keys and values are written at
+        each row's next positions (padding included: it lies past what ``accept`` keeps
+        and is overwritten before any query can see it)."""
+        import torch
+
+        k_max = max(len(c) for c in chunks)
+        self._grow(self.gen + k_max)
+        ids = np.zeros((self.n, k_max), np.int64)
+        for r, c in enumerate(chunks):
+            ids[r, : len(c)] = c
+        ids_t = torch.as_tensor(ids, device=self.lm.device)
+        with torch.inference_mode(), torch.profiler.record_function("smc.forward"):
+            return self._step_chunks(ids_t)
 
     # -- the step ----------------------------------------------------------------------
     def _step(self, ids):
@@ -268,7 +344,7 @@ class SharedPrefixState(_HFState):
         n, hq, hkv, d = len(ids), f.heads, f.kv_heads, f.head_dim
         g, t, half = hq // hkv, self.gen, f.head_dim // 2
         h = inner.embed_tokens(ids).unsqueeze(1)                   # (n, 1, hidden)
-        pos = torch.full((1, 1), self.length, dtype=torch.long, device=ids.device)
+        pos = torch.full((1, 1), self.prompt_length + t, dtype=torch.long, device=ids.device)
         cos, sin = inner.rotary_emb(h, pos)                          # (1, 1, D)
         cos = cos.view(1, 1, d).float()
         # rotate_half(x) * sin == roll(x, D/2) * (sin with its first half negated)
@@ -298,6 +374,57 @@ class SharedPrefixState(_HFState):
             h = h + F.linear(gu, mlp.down_proj.weight, mlp.down_proj.bias)
         h = inner.norm(h)
         return model.lm_head(h[:, -1, :])
+
+    def _step_chunks(self, ids):
+        """Logits (n, K, V) after each position of a (n, K) chunk of new tokens per row,
+        row r's first at generated position glen[r] (the module doc's two score blocks,
+        the generated one masked causally per row)."""
+        import torch
+        import torch.nn.functional as F
+
+        model, inner, f = self.model, self.model.model, self.fused
+        n, k = ids.shape
+        hq, hkv, d = f.heads, f.kv_heads, f.head_dim
+        g, half = hq // hkv, f.head_dim // 2
+        device = ids.device
+        glen = torch.as_tensor(self.glen, device=device)
+        offs = torch.arange(k, device=device)
+        wpos = glen[:, None] + offs[None, :]                          # (n, K) write positions
+        h = inner.embed_tokens(ids)                                   # (n, K, hidden)
+        cos, sin = inner.rotary_emb(h, self.prompt_length + wpos)     # (n, K, D)
+        cos = cos.float().unsqueeze(2)
+        sin = (sin.float() * f.rope_sign).unsqueeze(2)
+        t = int(self.glen.max()) + k                                  # generated span read
+        seen = torch.arange(t, device=device)[None, None, :] <= wpos[:, :, None]  # (n, K, t)
+        bias = torch.zeros(seen.shape, dtype=torch.float32, device=device).masked_fill(
+            ~seen, float("-inf"))[:, None, :, None, :]                # (n, 1, K, 1, t)
+        rows = torch.arange(n, device=device)[:, None].expand(n, k)
+        plen = self.prefix[0][0].shape[1]
+        for layer, (w_qkv, b_qkv, w_gu, b_gu), (k_p, v_p), (k_g, v_g), norms in zip(
+                inner.layers, f.layers, self.prefix, self.buffers, f.norms, strict=True):
+            att, mlp = layer.self_attn, layer.mlp
+            qkv = F.linear(_rms(h, norms[0]), w_qkv, b_qkv)              # (n, K, ·)
+            qk = qkv[..., : (hq + hkv) * d].view(n, k, hq + hkv, d).float()
+            qk = qk * cos + torch.roll(qk, half, -1) * sin
+            k_g[rows, :, wpos] = qk[:, :, hq:].to(k_g.dtype)            # (n, K, Hkv, D)
+            v_g[rows, :, wpos] = qkv[..., (hq + hkv) * d:].view(n, k, hkv, d).to(v_g.dtype)
+            q = qk[:, :, :hq].view(n, k, hkv, g, d).permute(0, 2, 1, 3, 4)  # (n, Hkv, K, g, D)
+            qp = q.permute(1, 0, 2, 3, 4).reshape(hkv, n * k * g, d)
+            s_p = torch.bmm(qp, k_p.transpose(1, 2)).view(hkv, n, k, g, plen)
+            s_p = s_p.permute(1, 0, 2, 3, 4)                            # (n, Hkv, K, g, P)
+            s_g = torch.matmul(q.reshape(n, hkv, k * g, d), k_g[:, :, :t].transpose(2, 3))
+            s_g = s_g.view(n, hkv, k, g, t) + bias
+            p = torch.softmax(torch.cat([s_p, s_g], dim=-1) * f.scale, dim=-1)
+            p_p = p[..., :plen].permute(1, 0, 2, 3, 4).reshape(hkv, n * k * g, plen)
+            o = torch.bmm(p_p, v_p).view(hkv, n, k, g, d).permute(1, 0, 2, 3, 4)
+            o = o + torch.matmul(p[..., plen:].reshape(n, hkv, k * g, t),
+                                 v_g[:, :, :t]).view(n, hkv, k, g, d)
+            o = o.permute(0, 2, 1, 3, 4).reshape(n, k, hq * d)
+            h = h + F.linear(o.to(h.dtype), att.o_proj.weight, att.o_proj.bias)
+            gu = F.linear(_rms(h, norms[1]), w_gu, b_gu)
+            gu = mlp.act_fn(gu[..., : f.intermediate]) * gu[..., f.intermediate:]
+            h = h + F.linear(gu, mlp.down_proj.weight, mlp.down_proj.bias)
+        return model.lm_head(inner.norm(h))
 
 
 def _rms(x, norm):

@@ -168,3 +168,66 @@ def test_forget_after_writes_through_data():
     fast.advance(np.array([3]))
     ref.advance(np.array([3]))
     np.testing.assert_allclose(fast.logprobs, ref.logprobs, atol=1e-5)
+
+
+def _reference(lm, ids: list[int]) -> np.ndarray:
+    """log p(· | ids) from the model's own forward over the whole sequence (no cache)."""
+    import torch
+
+    with torch.inference_mode():
+        logits = lm.model(input_ids=torch.as_tensor([ids])).logits[0, -1]
+    return torch.log_softmax(logits.float(), -1).numpy().astype(np.float64)[: lm.vocab_size]
+
+
+chunk_ops = st.lists(st.one_of(
+    st.tuples(st.just("chunks"), st.integers(0, 2**31 - 1)),
+    st.tuples(st.just("advance"), st.integers(0, 2**31 - 1)),
+    st.tuples(st.just("select"), st.lists(st.integers(0, 63), min_size=1, max_size=6)),
+), min_size=1, max_size=10)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 4), script=chunk_ops, prompt=st.sampled_from(["1", "def f(x):"]))
+def test_chunks_of_different_lengths_equal_the_models_own_forward(lm, n, script, prompt):
+    """Rows fed chunks of 1–5 tokens in one forward, keeping a random number of them
+    (``accept``), mixed with one-token advances and resampling: the law after every chunk
+    position, and after what each row kept, equals the model's forward over that row's
+    whole sequence."""
+    ids = lm.encode(prompt)
+    state = SharedPrefixState(lm, ids, n)
+    seqs: list[list[int]] = [[] for _ in range(n)]
+    for op, arg in script:
+        rng = np.random.default_rng(arg)
+        if op == "chunks":
+            chunks = [rng.integers(0, lm.vocab_size, rng.integers(1, 6)) for _ in seqs]
+            state.advance_chunks(chunks)
+            keep = []
+            for r, c in enumerate(chunks):
+                for j in range(len(c)):
+                    np.testing.assert_allclose(
+                        state.chunk_logprobs(r, j), _reference(lm, ids + seqs[r] + list(c[:j + 1])),
+                        atol=1e-4)
+                keep.append(int(rng.integers(1, len(c) + 1)))
+                seqs[r] += [int(t) for t in c[: keep[-1]]]
+            state.accept(keep)
+        elif op == "advance":
+            toks = rng.integers(0, lm.vocab_size, len(seqs))
+            state.advance(toks)
+            seqs = [s + [int(t)] for s, t in zip(seqs, toks, strict=True)]
+        else:
+            rows = [r % len(seqs) for r in arg]
+            state.select(np.array(rows, np.int64))
+            seqs = [list(seqs[r]) for r in rows]
+        for r, s in enumerate(seqs):
+            np.testing.assert_allclose(state.logprobs[r], _reference(lm, ids + s), atol=1e-4)
+
+
+def test_accept_checks_its_lengths(lm):
+    state = SharedPrefixState(lm, lm.encode("1"), 2)
+    with pytest.raises(ValueError, match="accept"):
+        state.accept([1, 1])  # no chunk yet
+    state.advance_chunks([np.array([3, 4]), np.array([5])])
+    with pytest.raises(ValueError, match="accept"):
+        state.accept([1, 2])  # row 1's chunk has one token
+    with pytest.raises(ValueError, match="at least one"):
+        state.advance_chunks([np.array([3]), np.array([], np.int64)])

@@ -1,0 +1,54 @@
+"""Prompt-lookup drafts for speculative steps (``smc.generate(..., speculate=k)``).
+
+A draft is the k tokens that followed the latest earlier occurrence of a particle's last
+n tokens (n = ``n_max`` … 1, longest first), in its own output or else in the prompt:
+small models asked for SQL copy their few-shot examples and repeat themselves, so the
+tokens they draw often continue such a match.  A draft only decides which positions a
+step's forward computes ahead; every token is still drawn from the proposal at its
+position, and a draw that differs from the draft ends the particle's step there.  The
+draft changes the cost of a run, never its law.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+class PromptLookup:
+    """Drafts from one prompt's n-grams and each particle's own tokens."""
+
+    def __init__(self, prompt_ids: Sequence[int], n_max: int = 3,
+                 eos_ids: Iterable[int] = ()) -> None:
+        if n_max < 1:
+            raise ValueError(f"n_max must be >= 1, got {n_max}")
+        self.prompt = [int(t) for t in prompt_ids]
+        self.n_max = n_max
+        self.eos = frozenset(int(t) for t in eos_ids)
+        # n-gram -> position after its latest occurrence that some token follows
+        self.after: dict[tuple[int, ...], int] = {}
+        for n in range(1, n_max + 1):
+            for s in range(len(self.prompt) - n):
+                self.after[tuple(self.prompt[s: s + n])] = s + n
+
+    def draft(self, tokens: Sequence[int], k: int) -> list[int]:
+        """Up to ``k`` tokens likely to follow ``tokens`` (a particle's output so far)."""
+        if k <= 0 or not tokens:
+            return []
+        for n in range(min(self.n_max, len(tokens)), 0, -1):
+            pattern = list(tokens[-n:])
+            for s in range(len(tokens) - n - 1, -1, -1):   # own output, latest first
+                if tokens[s] == pattern[0] and list(tokens[s: s + n]) == pattern:
+                    return self._cut(tokens[s + n: s + n + k])
+            pos = self.after.get(tuple(pattern))
+            if pos is not None:
+                return self._cut(self.prompt[pos: pos + k])
+        return []
+
+    def _cut(self, tokens: Sequence[int]) -> list[int]:
+        """The draft up to and including its first EOS (nothing is drawn after one)."""
+        out = []
+        for t in tokens:
+            out.append(int(t))
+            if t in self.eos:
+                break
+        return out
