@@ -305,17 +305,19 @@ def wrap_critic(critic: Any) -> Any:
 
 # -- the run ---------------------------------------------------------------------------------
 def solve_ours(lm: Any, dom: Any, task: Any, n_particles: int, max_tokens: int, seed: int,
-               critic: bool) -> Any:
-    """Our ``smc`` on ``task``: ``runner.solve``, or with the critic left out."""
+               critic: bool, speculate: int = 0) -> Any:
+    """Our ``smc`` on ``task``: ``runner.solve``, or with the critic left out
+    (``speculate``: prompt-lookup draft tokens per forward, 0 = off)."""
     import smc
     from smc.domains.runner import solve
 
     if critic:
         return solve(lm, dom, task, method="smc", n_particles=n_particles,
-                     max_tokens=max_tokens, seed=seed).result
+                     max_tokens=max_tokens, seed=seed, speculate=speculate).result
     b = dom.for_task(task)
     return smc.generate(lm, b.prompt(task.question, lm), constraint=b.constraint, critic=None,
-                        method="smc", n_particles=n_particles, max_tokens=max_tokens, seed=seed)
+                        method="smc", n_particles=n_particles, max_tokens=max_tokens, seed=seed,
+                        speculate=speculate)
 
 
 def scored(bound: Any, task: Any, best: str | None) -> dict[str, Any]:
@@ -354,7 +356,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for t in bar:
         b = bounds[t.id]
         max_tokens = args.max_tokens or b.max_tokens
-        ours = solve_ours(lm, dom, t, args.particles, max_tokens, args.seed, not args.no_critic)
+        ours = solve_ours(lm, dom, t, args.particles, max_tokens, args.seed, not args.no_critic,
+                          args.speculate)
         prompt_ids = lm.encode(b.prompt(t.question, lm))
         g = genlm.solve(b, prompt_ids, args.particles, max_tokens, args.genlm_timeout)
         row = {"id": t.id, "db": b.db, "question": t.question, "gold": t.gold,
@@ -435,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds per genlm question before it counts as failed (default 300)")
     ap.add_argument("--no-critic", action="store_true", help="drop the critic on both sides")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speculate", type=int, default=0,
+                    help="our side: prompt-lookup draft tokens per forward (default 0: off)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads for both sides (default: torch's)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")

@@ -18,15 +18,16 @@ class PromptLookup:
     """Drafts from one prompt's n-grams and each particle's own tokens."""
 
     def __init__(self, prompt_ids: Sequence[int], n_max: int = 3,
-                 eos_ids: Iterable[int] = ()) -> None:
-        if n_max < 1:
-            raise ValueError(f"n_max must be >= 1, got {n_max}")
+                 eos_ids: Iterable[int] = (), n_min: int = 1) -> None:
+        if not 1 <= n_min <= n_max:
+            raise ValueError(f"need 1 <= n_min <= n_max, got {n_min}, {n_max}")
         self.prompt = [int(t) for t in prompt_ids]
         self.n_max = n_max
+        self.n_min = n_min
         self.eos = frozenset(int(t) for t in eos_ids)
         # n-gram -> position after its latest occurrence that some token follows
         self.after: dict[tuple[int, ...], int] = {}
-        for n in range(1, n_max + 1):
+        for n in range(n_min, n_max + 1):
             for s in range(len(self.prompt) - n):
                 self.after[tuple(self.prompt[s: s + n])] = s + n
 
@@ -34,7 +35,7 @@ class PromptLookup:
         """Up to ``k`` tokens likely to follow ``tokens`` (a particle's output so far)."""
         if k <= 0 or not tokens:
             return []
-        for n in range(min(self.n_max, len(tokens)), 0, -1):
+        for n in range(min(self.n_max, len(tokens)), self.n_min - 1, -1):
             pattern = list(tokens[-n:])
             for s in range(len(tokens) - n - 1, -1, -1):   # own output, latest first
                 if tokens[s] == pattern[0] and list(tokens[s: s + n]) == pattern:

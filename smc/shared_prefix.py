@@ -251,6 +251,7 @@ class SharedPrefixState(_HFState):
             self.chunk_logits = self.chunk_logits[torch.as_tensor(rows,
                                                                   device=self.lm.device)]
             self._chunk_lens = self._chunk_lens[rows]
+            self._chunk_lp = {}
         self.glen = self.glen[rows]
         self.gen = int(self.glen.max()) if len(rows) else 0
         self.length = self.prompt_length + self.gen
@@ -298,12 +299,16 @@ class SharedPrefixState(_HFState):
         self.lm.check_length(self.prompt_length + self.gen + max(len(c) for c in chunks))
         self.chunk_logits = self._chunk_forward(chunks)
         self._chunk_lens = np.asarray([len(c) for c in chunks], np.int64)
+        self._chunk_lp: dict[tuple[int, int], np.ndarray] = {}  # (row, j) -> log-probs read
 
     def chunk_logprobs(self, row: int, j: int) -> np.ndarray:
         """log p(· | row's text + its chunk's first j + 1 tokens), float64 (V,)."""
         if self.chunk_logits is None or not 0 <= j < self._chunk_lens[row]:
             raise IndexError(f"no chunk position {j} for row {row}")
-        return self._to_logprobs(self.chunk_logits[row, j][None])[0]
+        got = self._chunk_lp.get((row, j))
+        if got is None:
+            got = self._chunk_lp[(row, j)] = self._to_logprobs(self.chunk_logits[row, j][None])[0]
+        return got
 
     def accept(self, lengths: Sequence[int]) -> None:
         """Row k keeps the first ``lengths[k]`` (≥ 1) tokens of its last chunk."""
@@ -312,8 +317,18 @@ class SharedPrefixState(_HFState):
                 or (lengths > self._chunk_lens).any():
             raise ValueError("accept needs one length in [1, chunk length] per row, after "
                              "advance_chunks")
-        self.logprobs = np.stack([self.chunk_logprobs(k, int(m) - 1)
+        missing = [k for k, m in enumerate(lengths) if (k, int(m) - 1) not in self._chunk_lp]
+        if missing:  # one batched log-softmax for the rows whose position was not read
+            import torch
+
+            idx = torch.as_tensor(missing, device=self.lm.device)
+            pos = torch.as_tensor(lengths[missing] - 1, device=self.lm.device)
+            for k, row in zip(missing, self._to_logprobs(self.chunk_logits[idx, pos]),
+                              strict=True):
+                self._chunk_lp[(k, int(lengths[k]) - 1)] = row
+        self.logprobs = np.stack([self._chunk_lp[(k, int(m) - 1)]
                                   for k, m in enumerate(lengths)])
+        self._chunk_lp = {}
         self.glen = self.glen + lengths
         self.gen = int(self.glen.max())
         self.length = self.prompt_length + self.gen
@@ -332,7 +347,7 @@ class SharedPrefixState(_HFState):
             ids[r, : len(c)] = c
         ids_t = torch.as_tensor(ids, device=self.lm.device)
         with torch.inference_mode(), torch.profiler.record_function("smc.forward"):
-            return self._step_chunks(ids_t)
+            return self._step_chunks(ids_t, [len(c) for c in chunks])
 
     # -- the step ----------------------------------------------------------------------
     def _step(self, ids):
@@ -375,10 +390,12 @@ class SharedPrefixState(_HFState):
         h = inner.norm(h)
         return model.lm_head(h[:, -1, :])
 
-    def _step_chunks(self, ids):
-        """Logits (n, K, V) after each position of a (n, K) chunk of new tokens per row,
-        row r's first at generated position glen[r] (the module doc's two score blocks,
-        the generated one masked causally per row)."""
+    def _step_chunks(self, ids, lens):
+        """Logits (n, K, V) after each position of a (n, K) chunk of new tokens per row
+        (row r's first ``lens[r]`` are real), row r's first at generated position glen[r]:
+        the module doc's two score blocks, the generated one masked causally per row.
+        The matmuls of the weights run on the real tokens only (packed), attention on the
+        padded (n, K) layout."""
         import torch
         import torch.nn.functional as F
 
@@ -387,28 +404,34 @@ class SharedPrefixState(_HFState):
         hq, hkv, d = f.heads, f.kv_heads, f.head_dim
         g, half = hq // hkv, f.head_dim // 2
         device = ids.device
-        glen = torch.as_tensor(self.glen, device=device)
+        lens_t = torch.as_tensor(lens, device=device)
         offs = torch.arange(k, device=device)
-        wpos = glen[:, None] + offs[None, :]                          # (n, K) write positions
-        h = inner.embed_tokens(ids)                                   # (n, K, hidden)
-        cos, sin = inner.rotary_emb(h, self.prompt_length + wpos)     # (n, K, D)
-        cos = cos.float().unsqueeze(2)
-        sin = (sin.float() * f.rope_sign).unsqueeze(2)
+        real = offs[None, :] < lens_t[:, None]                         # (n, K)
+        rows, cols = real.nonzero(as_tuple=True)                      # packed order
+        glen = torch.as_tensor(self.glen, device=device)
+        wpos = glen[:, None] + offs[None, :]                          # (n, K) positions
+        wpos_p = wpos[rows, cols]
+        h = inner.embed_tokens(ids[rows, cols])                       # (T, hidden)
+        cos, sin = inner.rotary_emb(h[None], (self.prompt_length + wpos_p)[None])
+        cos = cos[0].float().unsqueeze(1)                              # (T, 1, D)
+        sin = (sin[0].float() * f.rope_sign).unsqueeze(1)
         t = int(self.glen.max()) + k                                  # generated span read
         seen = torch.arange(t, device=device)[None, None, :] <= wpos[:, :, None]  # (n, K, t)
         bias = torch.zeros(seen.shape, dtype=torch.float32, device=device).masked_fill(
             ~seen, float("-inf"))[:, None, :, None, :]                # (n, 1, K, 1, t)
-        rows = torch.arange(n, device=device)[:, None].expand(n, k)
         plen = self.prefix[0][0].shape[1]
+        total = len(rows)
         for layer, (w_qkv, b_qkv, w_gu, b_gu), (k_p, v_p), (k_g, v_g), norms in zip(
                 inner.layers, f.layers, self.prefix, self.buffers, f.norms, strict=True):
             att, mlp = layer.self_attn, layer.mlp
-            qkv = F.linear(_rms(h, norms[0]), w_qkv, b_qkv)              # (n, K, ·)
-            qk = qkv[..., : (hq + hkv) * d].view(n, k, hq + hkv, d).float()
+            qkv = F.linear(_rms(h, norms[0]), w_qkv, b_qkv)              # (T, ·)
+            qk = qkv[:, : (hq + hkv) * d].view(total, hq + hkv, d).float()
             qk = qk * cos + torch.roll(qk, half, -1) * sin
-            k_g[rows, :, wpos] = qk[:, :, hq:].to(k_g.dtype)            # (n, K, Hkv, D)
-            v_g[rows, :, wpos] = qkv[..., (hq + hkv) * d:].view(n, k, hkv, d).to(v_g.dtype)
-            q = qk[:, :, :hq].view(n, k, hkv, g, d).permute(0, 2, 1, 3, 4)  # (n, Hkv, K, g, D)
+            k_g[rows, :, wpos_p] = qk[:, hq:].to(k_g.dtype)               # (T, Hkv, D)
+            v_g[rows, :, wpos_p] = qkv[:, (hq + hkv) * d:].view(total, hkv, d).to(v_g.dtype)
+            q = qk.new_zeros((n, k, hq, d))
+            q[rows, cols] = qk[:, :hq]
+            q = q.view(n, k, hkv, g, d).permute(0, 2, 1, 3, 4)           # (n, Hkv, K, g, D)
             qp = q.permute(1, 0, 2, 3, 4).reshape(hkv, n * k * g, d)
             s_p = torch.bmm(qp, k_p.transpose(1, 2)).view(hkv, n, k, g, plen)
             s_p = s_p.permute(1, 0, 2, 3, 4)                            # (n, Hkv, K, g, P)
@@ -419,12 +442,15 @@ class SharedPrefixState(_HFState):
             o = torch.bmm(p_p, v_p).view(hkv, n, k, g, d).permute(1, 0, 2, 3, 4)
             o = o + torch.matmul(p[..., plen:].reshape(n, hkv, k * g, t),
                                  v_g[:, :, :t]).view(n, hkv, k, g, d)
-            o = o.permute(0, 2, 1, 3, 4).reshape(n, k, hq * d)
+            o = o.permute(0, 2, 1, 3, 4)[rows, cols].reshape(total, hq * d)
             h = h + F.linear(o.to(h.dtype), att.o_proj.weight, att.o_proj.bias)
             gu = F.linear(_rms(h, norms[1]), w_gu, b_gu)
             gu = mlp.act_fn(gu[..., : f.intermediate]) * gu[..., f.intermediate:]
             h = h + F.linear(gu, mlp.down_proj.weight, mlp.down_proj.bias)
-        return model.lm_head(inner.norm(h))
+        logits = model.lm_head(inner.norm(h))                          # (T, V)
+        out = logits.new_zeros((n, k, logits.shape[-1]))
+        out[rows, cols] = logits
+        return out
 
 
 def _rms(x, norm):
