@@ -305,19 +305,23 @@ def wrap_critic(critic: Any) -> Any:
 
 # -- the run ---------------------------------------------------------------------------------
 def solve_ours(lm: Any, dom: Any, task: Any, n_particles: int, max_tokens: int, seed: int,
-               critic: bool, speculate: int = 0) -> Any:
-    """Our ``smc`` on ``task``: ``runner.solve``, or with the critic left out
-    (``speculate``: prompt-lookup draft tokens per forward, 0 = off)."""
+               critic: bool, speculate: int | None = None) -> Any:
+    """Our ``smc`` on ``task``: ``runner.solve`` (the domain's smc options), or with the
+    critic left out (``speculate``: prompt-lookup draft tokens per forward; None = the
+    domain's choice, 0 = off)."""
     import smc
     from smc.domains.runner import solve
 
+    b = dom.for_task(task)
+    options = dict(b.smc_options)
+    if speculate is not None:
+        options["speculate"] = speculate
     if critic:
         return solve(lm, dom, task, method="smc", n_particles=n_particles,
-                     max_tokens=max_tokens, seed=seed, speculate=speculate).result
-    b = dom.for_task(task)
+                     max_tokens=max_tokens, seed=seed, **options).result
     return smc.generate(lm, b.prompt(task.question, lm), constraint=b.constraint, critic=None,
                         method="smc", n_particles=n_particles, max_tokens=max_tokens, seed=seed,
-                        speculate=speculate)
+                        **options)
 
 
 def scored(bound: Any, task: Any, best: str | None) -> dict[str, Any]:
@@ -438,8 +442,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds per genlm question before it counts as failed (default 300)")
     ap.add_argument("--no-critic", action="store_true", help="drop the critic on both sides")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--speculate", type=int, default=0,
-                    help="our side: prompt-lookup draft tokens per forward (default 0: off)")
+    ap.add_argument("--speculate", type=int, default=None,
+                    help="our side: prompt-lookup draft tokens per forward (default: the "
+                         "SQL domain's, 3; 0 = off)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads for both sides (default: torch's)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")

@@ -1,7 +1,9 @@
 """Prompt-lookup drafts for speculative steps (``smc.generate(..., speculate=k)``).
 
 A draft is the k tokens that followed the latest earlier occurrence of a particle's last
-n tokens (n = ``n_max`` … 1, longest first), in its own output or else in the prompt:
+n tokens (n = ``n_max`` … ``n_min``, longest first), in its own output or else in the
+prompt (a draft costs forward compute whether or not it is taken, and one-token matches
+are mostly wrong: ``n_min`` = 2 by default):
 small models asked for SQL copy their few-shot examples and repeat themselves, so the
 tokens they draw often continue such a match.  A draft only decides which positions a
 step's forward computes ahead; every token is still drawn from the proposal at its
@@ -17,8 +19,11 @@ from collections.abc import Iterable, Sequence
 class PromptLookup:
     """Drafts from one prompt's n-grams and each particle's own tokens."""
 
+    N_MIN = 2  # the shortest match that gives a draft, unless ``n_min`` says otherwise
+
     def __init__(self, prompt_ids: Sequence[int], n_max: int = 3,
-                 eos_ids: Iterable[int] = (), n_min: int = 1) -> None:
+                 eos_ids: Iterable[int] = (), n_min: int | None = None) -> None:
+        n_min = self.N_MIN if n_min is None else n_min
         if not 1 <= n_min <= n_max:
             raise ValueError(f"need 1 <= n_min <= n_max, got {n_min}, {n_max}")
         self.prompt = [int(t) for t in prompt_ids]

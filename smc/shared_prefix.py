@@ -394,8 +394,8 @@ class SharedPrefixState(_HFState):
         """Logits (n, K, V) after each position of a (n, K) chunk of new tokens per row
         (row r's first ``lens[r]`` are real), row r's first at generated position glen[r]:
         the module doc's two score blocks, the generated one masked causally per row.
-        The matmuls of the weights run on the real tokens only (packed), attention on the
-        padded (n, K) layout."""
+        The weight matmuls and the prompt block run on the real tokens only (packed); the
+        short generated block runs on the padded (n, K) layout."""
         import torch
         import torch.nn.functional as F
 
@@ -429,20 +429,32 @@ class SharedPrefixState(_HFState):
             qk = qk * cos + torch.roll(qk, half, -1) * sin
             k_g[rows, :, wpos_p] = qk[:, hq:].to(k_g.dtype)               # (T, Hkv, D)
             v_g[rows, :, wpos_p] = qkv[:, (hq + hkv) * d:].view(total, hkv, d).to(v_g.dtype)
-            q = qk.new_zeros((n, k, hq, d))
-            q[rows, cols] = qk[:, :hq]
-            q = q.view(n, k, hkv, g, d).permute(0, 2, 1, 3, 4)           # (n, Hkv, K, g, D)
-            qp = q.permute(1, 0, 2, 3, 4).reshape(hkv, n * k * g, d)
-            s_p = torch.bmm(qp, k_p.transpose(1, 2)).view(hkv, n, k, g, plen)
-            s_p = s_p.permute(1, 0, 2, 3, 4)                            # (n, Hkv, K, g, P)
-            s_g = torch.matmul(q.reshape(n, hkv, k * g, d), k_g[:, :, :t].transpose(2, 3))
-            s_g = s_g.view(n, hkv, k, g, t) + bias
+            q = qk[:, :hq].reshape(total, hkv, g, d)                    # packed queries
+            # prompt block on the real queries only (the prompt is the same for every row)
+            s_p = torch.bmm(q.permute(1, 0, 2, 3).reshape(hkv, total * g, d),
+                            k_p.transpose(1, 2)).view(hkv, total, g, plen).permute(1, 0, 2, 3)
+            # generated block per row, on the padded (n, K) layout (a short span; with one
+            # token per row the packed layout is the padded one)
+            if k == 1:
+                s_g = torch.matmul(q, k_g[:, :, :t].transpose(2, 3)) + bias[:, :, 0]
+            else:
+                q_pad = q.new_zeros((n, k, hkv, g, d))
+                q_pad[rows, cols] = q
+                q_pad = q_pad.permute(0, 2, 1, 3, 4).reshape(n, hkv, k * g, d)
+                s_g = torch.matmul(q_pad, k_g[:, :, :t].transpose(2, 3)).view(n, hkv, k, g, t)
+                s_g = (s_g + bias).permute(0, 2, 1, 3, 4)[rows, cols]      # (T, Hkv, g, t)
             p = torch.softmax(torch.cat([s_p, s_g], dim=-1) * f.scale, dim=-1)
-            p_p = p[..., :plen].permute(1, 0, 2, 3, 4).reshape(hkv, n * k * g, plen)
-            o = torch.bmm(p_p, v_p).view(hkv, n, k, g, d).permute(1, 0, 2, 3, 4)
-            o = o + torch.matmul(p[..., plen:].reshape(n, hkv, k * g, t),
-                                 v_g[:, :, :t]).view(n, hkv, k, g, d)
-            o = o.permute(0, 2, 1, 3, 4)[rows, cols].reshape(total, hq * d)
+            o = torch.bmm(p[..., :plen].permute(1, 0, 2, 3).reshape(hkv, total * g, plen), v_p)
+            o = o.view(hkv, total, g, d).permute(1, 0, 2, 3)                # (T, Hkv, g, D)
+            if k == 1:
+                o = o + torch.matmul(p[..., plen:], v_g[:, :, :t])
+            else:
+                p_pad = p.new_zeros((n, k, hkv, g, t))
+                p_pad[rows, cols] = p[..., plen:]
+                o_g = torch.matmul(p_pad.permute(0, 2, 1, 3, 4).reshape(n, hkv, k * g, t),
+                                   v_g[:, :, :t]).view(n, hkv, k, g, d)
+                o = o + o_g.permute(0, 2, 1, 3, 4)[rows, cols]
+            o = o.reshape(total, hq * d)
             h = h + F.linear(o.to(h.dtype), att.o_proj.weight, att.o_proj.bias)
             gu = F.linear(_rms(h, norms[1]), w_gu, b_gu)
             gu = mlp.act_fn(gu[..., : f.intermediate]) * gu[..., f.intermediate:]

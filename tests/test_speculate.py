@@ -27,6 +27,13 @@ from tests.test_exactness import (
 REPEAT_VOCAB = ["a", "b", "<eos>"]
 
 
+@pytest.fixture(autouse=True)
+def unigram_drafts(monkeypatch):
+    """Outputs of 6 tokens have few repeated pairs: draft after one-token matches too, so
+    these runs take many drafts (the default needs two)."""
+    monkeypatch.setattr(PromptLookup, "N_MIN", 1)
+
+
 def _repeater(ids):
     """After "a" mostly the token two back, after "b" "a" or "b" (so "abab…" runs and
     drafts from the own output are often right); the law depends on the last token, so a
@@ -127,8 +134,23 @@ def test_the_shared_prefix_model_speculates_and_others_do_not_need_to():
 
 
 def test_prompt_lookup_drafts():
-    d = PromptLookup([5, 6, 7, 8, 5, 6, 9], n_max=3, eos_ids=[8])
+    d = PromptLookup([5, 6, 7, 8, 5, 6, 9], n_max=3, eos_ids=[8], n_min=1)
     assert d.draft([5, 6], 3) == [9]          # latest occurrence of (5, 6) in the prompt
     assert d.draft([7], 4) == [8]             # cut after EOS
     assert d.draft([1, 2, 1], 2) == [2, 1]    # own output first
     assert d.draft([42], 3) == [] and d.draft([], 3) == [] and d.draft([5], 0) == []
+
+
+def test_prompt_lookup_needs_a_long_enough_match_by_default(monkeypatch):
+    monkeypatch.setattr(PromptLookup, "N_MIN", 2)
+    d = PromptLookup([5, 6, 7, 8, 5, 6, 9])
+    assert d.draft([7], 3) == []              # a one-token match is not enough
+    assert d.draft([1, 5, 6], 2) == [9]       # a two-token one is
+    with pytest.raises(ValueError):
+        PromptLookup([1, 2], n_max=2, n_min=3)
+
+
+def test_the_sql_domain_speculates():
+    import smc.domains
+
+    assert smc.domains.load("sql").smc_options == {"speculate": 3}
