@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from smc.hf_lm import _HFState, run_prompt
+from smc.packed_linear import PackedLinear
 
 _FUSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LAYER_PARTS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -61,7 +62,9 @@ def supports(model) -> bool:
 
 
 class _Fused:
-    """Fused q/k/v and gate/up weights of one model (built once, kept while it lives)."""
+    """The step's linear maps of one model (built once, kept while it lives): q/k/v and
+    gate/up fused into one matrix each, every matrix prepacked where torch can
+    (``smc.packed_linear``)."""
 
     def __init__(self, model) -> None:
         import torch
@@ -72,11 +75,15 @@ class _Fused:
             qkv = [att.q_proj, att.k_proj, att.v_proj]
             gu = [mlp.gate_proj, mlp.up_proj]
             self.layers.append((
-                torch.cat([m.weight for m in qkv]).contiguous(),
-                _cat_bias(qkv),
-                torch.cat([m.weight for m in gu]).contiguous(),
-                _cat_bias(gu),
+                _linear(torch.cat([m.weight for m in qkv]).contiguous(), _cat_bias(qkv),
+                        owned=True),
+                _linear(torch.cat([m.weight for m in gu]).contiguous(), _cat_bias(gu),
+                        owned=True),
+                _linear(att.o_proj.weight, att.o_proj.bias),
+                _linear(mlp.down_proj.weight, mlp.down_proj.bias),
             ))
+        head = model.lm_head
+        self.lm_head = _linear(head.weight, getattr(head, "bias", None))
         self.norms = [((layer.input_layernorm.weight, _eps(layer.input_layernorm)),
                        (layer.post_attention_layernorm.weight,
                         _eps(layer.post_attention_layernorm)))
@@ -91,6 +98,15 @@ class _Fused:
         half = self.head_dim // 2
         self.rope_sign = torch.cat([-torch.ones(half), torch.ones(self.head_dim - half)]).to(
             att.q_proj.weight.device)
+
+
+def _linear(weight, bias, owned: bool = False) -> PackedLinear:
+    """A ``PackedLinear``; an ``owned`` weight (a concatenation made here) is dropped once
+    packed, so the fused copies cost memory only where packing is not possible."""
+    lin = PackedLinear(weight, bias)
+    if owned and lin.is_packed:
+        lin.weight = None
+    return lin
 
 
 def _eps(norm) -> float:
@@ -353,9 +369,8 @@ class SharedPrefixState(_HFState):
     def _step(self, ids):
         """Logits (n, V) after one new token per row (see the module doc)."""
         import torch
-        import torch.nn.functional as F
 
-        model, inner, f = self.model, self.model.model, self.fused
+        inner, f = self.model.model, self.fused
         n, hq, hkv, d = len(ids), f.heads, f.kv_heads, f.head_dim
         g, t, half = hq // hkv, self.gen, f.head_dim // 2
         h = inner.embed_tokens(ids).unsqueeze(1)                   # (n, 1, hidden)
@@ -365,10 +380,10 @@ class SharedPrefixState(_HFState):
         # rotate_half(x) * sin == roll(x, D/2) * (sin with its first half negated)
         sin = sin.view(1, 1, d).float() * f.rope_sign
         plen = self.prefix[0][0].shape[1]
-        for layer, (w_qkv, b_qkv, w_gu, b_gu), (k_p, v_p), (k_g, v_g), norms in zip(
+        for layer, (lin_qkv, lin_gu, lin_o, lin_down), (k_p, v_p), (k_g, v_g), norms in zip(
                 inner.layers, f.layers, self.prefix, self.buffers, f.norms, strict=True):
-            att, mlp = layer.self_attn, layer.mlp
-            qkv = F.linear(_rms(h, norms[0]).view(n, -1), w_qkv, b_qkv)
+            act = layer.mlp.act_fn
+            qkv = lin_qkv(_rms(h, norms[0]).view(n, -1))
             qk = qkv[:, : (hq + hkv) * d].view(n, hq + hkv, d).float()
             qk = qk * cos + torch.roll(qk, half, -1) * sin           # rotary, q and k at once
             k_g[:, :, t].copy_(qk[:, hq:])
@@ -382,13 +397,12 @@ class SharedPrefixState(_HFState):
             p_p = p[..., :plen].permute(1, 0, 2, 3).reshape(hkv, n * g, plen)
             o = torch.bmm(p_p, v_p).view(hkv, n, g, d).permute(1, 0, 2, 3)
             o = o + torch.matmul(p[..., plen:], v_g[:, :, : t + 1])   # (n, hkv, g, D)
-            h = h + F.linear(o.reshape(n, 1, hq * d).to(h.dtype), att.o_proj.weight,
-                             att.o_proj.bias)
-            gu = F.linear(_rms(h, norms[1]), w_gu, b_gu)
-            gu = mlp.act_fn(gu[..., : f.intermediate]) * gu[..., f.intermediate:]
-            h = h + F.linear(gu, mlp.down_proj.weight, mlp.down_proj.bias)
+            h = h + lin_o(o.reshape(n, 1, hq * d).to(h.dtype))
+            gu = lin_gu(_rms(h, norms[1]))
+            gu = act(gu[..., : f.intermediate]) * gu[..., f.intermediate:]
+            h = h + lin_down(gu)
         h = inner.norm(h)
-        return model.lm_head(h[:, -1, :])
+        return f.lm_head(h[:, -1, :])
 
     def _step_chunks(self, ids, lens):
         """Logits (n, K, V) after each position of a (n, K) chunk of new tokens per row
@@ -397,9 +411,8 @@ class SharedPrefixState(_HFState):
         The weight matmuls and the prompt block run on the real tokens only (packed); the
         short generated block runs on the padded (n, K) layout."""
         import torch
-        import torch.nn.functional as F
 
-        model, inner, f = self.model, self.model.model, self.fused
+        inner, f = self.model.model, self.fused
         n, k = ids.shape
         hq, hkv, d = f.heads, f.kv_heads, f.head_dim
         g, half = hq // hkv, f.head_dim // 2
@@ -421,10 +434,10 @@ class SharedPrefixState(_HFState):
             ~seen, float("-inf"))[:, None, :, None, :]                # (n, 1, K, 1, t)
         plen = self.prefix[0][0].shape[1]
         total = len(rows)
-        for layer, (w_qkv, b_qkv, w_gu, b_gu), (k_p, v_p), (k_g, v_g), norms in zip(
+        for layer, (lin_qkv, lin_gu, lin_o, lin_down), (k_p, v_p), (k_g, v_g), norms in zip(
                 inner.layers, f.layers, self.prefix, self.buffers, f.norms, strict=True):
-            att, mlp = layer.self_attn, layer.mlp
-            qkv = F.linear(_rms(h, norms[0]), w_qkv, b_qkv)              # (T, ·)
+            act = layer.mlp.act_fn
+            qkv = lin_qkv(_rms(h, norms[0]))                               # (T, ·)
             qk = qkv[:, : (hq + hkv) * d].view(total, hq + hkv, d).float()
             qk = qk * cos + torch.roll(qk, half, -1) * sin
             k_g[rows, :, wpos_p] = qk[:, hq:].to(k_g.dtype)               # (T, Hkv, D)
@@ -455,11 +468,11 @@ class SharedPrefixState(_HFState):
                                    v_g[:, :, :t]).view(n, hkv, k, g, d)
                 o = o + o_g.permute(0, 2, 1, 3, 4)[rows, cols]
             o = o.reshape(total, hq * d)
-            h = h + F.linear(o.to(h.dtype), att.o_proj.weight, att.o_proj.bias)
-            gu = F.linear(_rms(h, norms[1]), w_gu, b_gu)
-            gu = mlp.act_fn(gu[..., : f.intermediate]) * gu[..., f.intermediate:]
-            h = h + F.linear(gu, mlp.down_proj.weight, mlp.down_proj.bias)
-        logits = model.lm_head(inner.norm(h))                          # (T, V)
+            h = h + lin_o(o.to(h.dtype))
+            gu = lin_gu(_rms(h, norms[1]))
+            gu = act(gu[..., : f.intermediate]) * gu[..., f.intermediate:]
+            h = h + lin_down(gu)
+        logits = f.lm_head(inner.norm(h))                              # (T, V)
         out = logits.new_zeros((n, k, logits.shape[-1]))
         out[rows, cols] = logits
         return out
