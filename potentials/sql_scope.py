@@ -15,6 +15,13 @@ table.  Left unjudged (0), so the bound stays sound: words the grammar allows as
 output alias may be used anywhere), columns of levels that read a subquery or CTE (their
 columns are not computed here), ORDER BY after a compound SELECT, parenthesised joins, the
 last word of the text (it may still grow), ambiguity.  Results are cached per text.
+
+Also judged, on every token including the last (``_tokenizer_dead``), two places where the
+grammar's lexer splits what SQLite's tokenizer reads as one token: a number run into a
+letter or "_" ("10LIMIT", "1x": SQLite's tokenizer calls the whole run illegal; "0x…"
+hex is left alone), and the word after COLLATE when no collation (NOCASE, BINARY, RTRIM)
+starts with it ("COLLATE NOCASELIMIT10" is one unknown collation name to SQLite, though the
+grammar reads NOCASE LIMIT 10).  A later character cannot undo either.
 """
 
 from __future__ import annotations
@@ -55,6 +62,26 @@ class _Level:
     sources: list[_Source] = field(default_factory=list)
     refs: list[tuple[str | None, str]] = field(default_factory=list)
     bad: bool = False                # a definite error already found (a FROM table)
+
+
+_COLLATIONS = ("nocase", "binary", "rtrim")
+
+
+def _tokenizer_dead(text: str) -> bool:
+    """Whether SQLite's tokenizer rejects every completion of ``text`` (see module doc)."""
+    toks = [m for m in _TOKEN.finditer(text) if m.lastgroup is not None]
+    for j, m in enumerate(toks):
+        nxt = toks[j + 1] if j + 1 < len(toks) else None
+        if m.lastgroup == "num" and nxt is not None and nxt.lastgroup == "word" \
+                and nxt.start() == m.end() and not (m.group() == "0" and nxt.group()[0] in "xX"):
+            return True
+        if m.lastgroup == "word" and m.group().lower() == "collate" and nxt is not None \
+                and nxt.lastgroup == "word":
+            word = nxt.group().lower()
+            growing = nxt.end() == len(text)
+            if not any(c.startswith(word) if growing else c == word for c in _COLLATIONS):
+                return True
+    return False
 
 
 class _Scan:
@@ -218,10 +245,13 @@ class SQLScope(Potential):
         hit = self._cache.get(text)
         if hit is not None:
             return hit
-        scan = _Scan(self.schema, self._kw)
-        scan.run(text)
-        defined = self.aliases | scan.aliases
-        value = NEG_INF if any(self._level_bad(lv, defined) for lv in scan.levels) else 0.0
+        if _tokenizer_dead(text):
+            value = NEG_INF
+        else:
+            scan = _Scan(self.schema, self._kw)
+            scan.run(text)
+            defined = self.aliases | scan.aliases
+            value = NEG_INF if any(self._level_bad(lv, defined) for lv in scan.levels) else 0.0
         if len(self._cache) >= self.cache_size:
             self._cache.clear()
         self._cache[text] = value

@@ -28,6 +28,7 @@ import numpy as np
 
 import kernels
 from potentials.base import NEG_INF, Potential, check_log_weight
+from smc import dedup
 from smc.awrs import AWRSProposal
 from smc.bookkeeping import (  # noqa: F401  (the DEATH_* names are part of this module's API)
     DEATH_CRITIC,
@@ -212,7 +213,7 @@ def _host_loop(run: Run, pop: Population, prop, rng: np.random.Generator,
     out = Loop()
     timing = out.timing
     t0 = time.perf_counter()
-    state = lm.start(prompt_ids, n) if pop.live().any() else None
+    state = dedup.start(lm, prompt_ids, n) if pop.live().any() else None
     out.forward_s += time.perf_counter() - t0
     drafts = None
     if run.speculate and state is not None and getattr(state, "supports_chunks", False):

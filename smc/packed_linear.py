@@ -3,12 +3,12 @@
 A decoding step multiplies a few rows (the particles) by every weight matrix, so it is
 bound by how fast the matmul streams W.  ``F.linear`` on the CPU goes to MKL's GEMM,
 which on some CPUs handles this shape poorly (on a 2-core AMD EPYC with AVX2, float32,
-7 rows: 2–4× slower than oneDNN with W reordered once into its blocked layout; see
-``SMC_PACKED_LINEAR=0 python benchmarks/kv_cache.py`` against the default).  ``PackedLinear`` packs W once and calls oneDNN's
-matmul; where torch cannot pack (not a CPU tensor, no oneDNN, a dtype this CPU's oneDNN
-lacks, e.g. bfloat16 without AVX-512) or the packed product disagrees with ``F.linear``
-on a probe, it is ``F.linear`` itself.  The product is the same matrix product; only the
-order of the float additions differs.
+7 rows: 2–4× slower than oneDNN with W reordered once into its blocked layout; compare
+``SMC_PACKED_LINEAR=0 python benchmarks/kv_cache.py`` with the default).  ``PackedLinear``
+packs W once and calls oneDNN's matmul; where torch cannot pack (not a CPU tensor, no
+oneDNN, a dtype this CPU's oneDNN lacks, e.g. bfloat16 without AVX-512) or the packed
+product disagrees with ``F.linear`` on a probe, it is ``F.linear`` itself.  The product is
+the same matrix product; only the order of the float additions differs.
 
 ``SMC_PACKED_LINEAR=0`` in the environment turns packing off (for A/B timing).
 """

@@ -179,6 +179,39 @@ def test_critic_evaluates_after_every_token_and_judges_all_but_the_last_word(sho
     assert c.prefix("SELECT name FROM customers WHERE nope IS") == NEG_INF
 
 
+TOKENIZER_DEAD = [
+    "SELECT name FROM products GROUP BY category COLLATE NOCASELIMIT1",   # one collation name
+    "SELECT name FROM products ORDER BY name COLLATE binaryx",
+    "SELECT name FROM products ORDER BY name COLLATE nocase_ ",
+    "SELECT name FROM customers LIMIT 10LIMIT",                         # a number run into a word
+    "SELECT 1x",
+    "SELECT name FROM customers WHERE id = 3AND",
+    "SELECT name FROM customers WHERE id = 3.5e2_",
+]
+TOKENIZER_ALIVE = [
+    "SELECT 0x1F", "SELECT 0x", "SELECT 1e5", "SELECT 1.5e", "SELECT 1 x", "SELECT 10",
+    "SELECT name FROM customers ORDER BY name COLLATE NOC",
+    "SELECT name FROM customers ORDER BY name COLLATE nocase",
+    "SELECT name FROM customers ORDER BY name COLLATE RTRIM LIMIT 1",
+    "SELECT name FROM customers ORDER BY name COLLATE ",
+]
+
+
+def test_critic_rejects_what_sqlites_tokenizer_reads_as_one_bad_token(shop):
+    """Where the grammar's lexer splits one SQLite token (a number run into a word, a
+    collation name run into the next keyword), no completion compiles: −inf at once,
+    also while the last word still grows, and on every extension."""
+    c = shop.critic
+    for bad in TOKENIZER_DEAD:
+        assert c.prefix(bad) == NEG_INF, bad
+        for extension in ("", " ", "1", "x", " LIMIT 1", " FROM customers", ";"):
+            assert not explain_ok(shop.con, bad + extension), bad + extension
+            assert c.prefix(bad + extension) == NEG_INF, bad + extension
+    for ok in TOKENIZER_ALIVE:
+        assert c.prefix(ok) == 0.0, ok
+    assert explain_ok(shop.con, "SELECT 0x1F") and explain_ok(shop.con, "SELECT 1.5e3")
+
+
 COLUMNS = {t: list(cols) for t, cols in read_schema(connect_readonly(SHOP)).tables.items()}
 
 
