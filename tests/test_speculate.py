@@ -150,7 +150,26 @@ def test_prompt_lookup_needs_a_long_enough_match_by_default(monkeypatch):
         PromptLookup([1, 2], n_max=2, n_min=3)
 
 
-def test_the_sql_domain_speculates():
+def test_the_sql_domain_does_not_speculate_by_default_but_solve_passes_it_on(monkeypatch):
+    """Off by default (it paid on one CPU and cost on another, README); an explicit
+    ``speculate`` reaches ``smc.generate`` through ``runner.solve``."""
     import smc.domains
+    from smc.domains.runner import solve
 
-    assert smc.domains.load("sql").smc_options == {"speculate": 3}
+    dom = smc.domains.load("sql")
+    assert "speculate" not in dom.smc_options
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_generate(*args, **kwargs):
+        seen.append(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(smc, "generate", fake_generate)
+    lm = smc.FunctionLM(["a", "<eos>"], 1, lambda ids: np.log(np.full(2, 0.5)))
+    for extra in ({}, {"speculate": 3}):
+        with pytest.raises(Stop):
+            solve(lm, dom, dom.tasks()[0], method="smc", **extra)
+    assert [k.get("speculate") for k in seen] == [None, 3]
