@@ -15,7 +15,8 @@ share K_p) and the generated block is per row.  Generated keys and values live i
 preallocated buffers written in place (no concatenation per step), and ``select``
 (resampling) gathers only the generated part.  The step calls the model's own modules
 (norms, rotary embedding, activation) and its weights, with q/k/v and gate/up fused
-into one matmul each; ``tests/test_shared_prefix.py`` checks it against the model's
+into one matmul each and every matmul's weight prepacked for oneDNN where torch can
+(``smc.packed_linear``); ``tests/test_shared_prefix.py`` checks it against the model's
 own forward.
 
 ``supports(model)`` says whether a model has this shape (SmolLM2 does); others use the
