@@ -86,7 +86,6 @@ class ChunkSteps:
         with torch.inference_mode(), torch.profiler.record_function("smc.forward"):
             return self._step_chunks(ids_t, [len(c) for c in chunks])
 
-
     def _step_chunks(self, ids, lens):
         """Logits (n, K, V) after each position of a (n, K) chunk of new tokens per row
         (row r's first ``lens[r]`` are real), row r's first at generated position glen[r]:

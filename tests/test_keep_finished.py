@@ -128,22 +128,10 @@ def test_domains_pass_their_smc_options(monkeypatch):
     """The SMILES domain's smc runs keep finished molecules; other methods, and explicit
     options, are left alone."""
     import smc.domains
-    from smc.domains.runner import solve
+    from tests.generate_spy import generate_kwargs
 
-    seen = []
-
-    class Stop(Exception):
-        pass
-
-    def fake_generate(*args, **kwargs):
-        seen.append(kwargs)
-        raise Stop
-
-    monkeypatch.setattr(smc, "generate", fake_generate)
     dom = smc.domains.load("smiles")
-    task = dom.tasks()[0]
     lm = smc.FunctionLM(VOCAB, 2, _next_logprobs)
-    for method, extra in (("smc", {}), ("is", {}), ("smc", {"keep_finished": False})):
-        with pytest.raises(Stop):
-            solve(lm, dom, task, method=method, **extra)
+    seen = generate_kwargs(monkeypatch, lm, dom, dom.tasks()[0],
+                           [("smc", {}), ("is", {}), ("smc", {"keep_finished": False})])
     assert [k.get("keep_finished") for k in seen] == [True, None, False]

@@ -154,22 +154,11 @@ def test_the_sql_domain_does_not_speculate_by_default_but_solve_passes_it_on(mon
     """Off by default (it paid on one CPU and cost on another, README); an explicit
     ``speculate`` reaches ``smc.generate`` through ``runner.solve``."""
     import smc.domains
-    from smc.domains.runner import solve
+    from tests.generate_spy import generate_kwargs
 
     dom = smc.domains.load("sql")
     assert "speculate" not in dom.smc_options
-    seen = []
-
-    class Stop(Exception):
-        pass
-
-    def fake_generate(*args, **kwargs):
-        seen.append(kwargs)
-        raise Stop
-
-    monkeypatch.setattr(smc, "generate", fake_generate)
     lm = smc.FunctionLM(["a", "<eos>"], 1, lambda ids: np.log(np.full(2, 0.5)))
-    for extra in ({}, {"speculate": 3}):
-        with pytest.raises(Stop):
-            solve(lm, dom, dom.tasks()[0], method="smc", **extra)
+    seen = generate_kwargs(monkeypatch, lm, dom, dom.tasks()[0],
+                           [("smc", {}), ("smc", {"speculate": 3})])
     assert [k.get("speculate") for k in seen] == [None, 3]
