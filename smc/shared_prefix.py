@@ -2,11 +2,11 @@
 
 The prompt runs once through the ``transformers`` model (batch 1); its keys and values
 (per layer, ``(Hkv, P, D)``) are kept once, not repeated to N rows.  Only the part of a
-prompt after its longest common prefix with the model's previous prompt is run (the
-prompts of one domain share their schema and examples); both caches are rebuilt when a
-weight changes in place.  Each step computes,
-per layer, attention of the N new queries over [prompt ; generated] as one softmax over
-two score blocks:
+prompt after its longest common prefix with a prompt the model ran before is run (kept
+least-recently-used first out, ``SMC_DECODE_PROMPT_CACHE_MB``; the prompts of one domain and
+database share their schema and examples); these caches and the fused weights are
+rebuilt when a weight changes in place.  Each step computes, per layer, attention of
+the N new queries over [prompt ; generated] as one softmax over two score blocks:
 
     a(q) = softmax([q·K_pᵀ, q·K_g(row)ᵀ]·s) · [V_p ; V_g(row)]
 
@@ -25,6 +25,7 @@ own forward.
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Sequence
 
@@ -162,13 +163,21 @@ def _layer_kv(cache, i: int):
 
 
 class _Prompt:
-    """The last prompt run through a model: its ids, KV cache (float32) and last logits."""
+    """A prompt run through a model: its ids, KV cache (float32) and last logits."""
 
     def __init__(self, ids: tuple[int, ...], prefix: list, logits, version: tuple) -> None:
         self.ids, self.prefix, self.logits, self.version = ids, prefix, logits, version
+        self.nbytes = sum(k.numel() * k.element_size() + v.numel() * v.element_size()
+                          for k, v in prefix)
 
 
-_PROMPTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> _Prompt
+_PROMPTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> [_Prompt], MRU first
+
+
+def prompt_cache_bytes() -> int:
+    """The most bytes of prompt KV caches kept per model (``SMC_DECODE_PROMPT_CACHE_MB``, default
+    256; 0 keeps only the prompt in use)."""
+    return int(float(os.environ.get("SMC_DECODE_PROMPT_CACHE_MB", "256")) * 2**20)
 
 
 def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -179,21 +188,37 @@ def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+def _remember(model, entry: _Prompt, cached: list[_Prompt]) -> None:
+    """Put ``entry`` first; drop the least recently used beyond the byte budget (the entry
+    itself always stays: the state that asked for it reads it)."""
+    kept, used, budget = [entry], entry.nbytes, prompt_cache_bytes()
+    for old in cached:
+        if old is not entry and used + old.nbytes <= budget:
+            kept.append(old)
+            used += old.nbytes
+    _PROMPTS[model] = kept
+
+
 def _prefill(lm, ids: list[int]):
     """Per-layer prompt keys and values ``(Hkv, P, D)`` (float32) and the last logits.
 
-    The model's forward runs only the part after the longest prefix shared with the last
-    prompt of this model (a domain's prompts share their schema and examples): that
-    prefix's cache is reused, in the model's dtype it came from.
+    The model's forward runs only the part after the longest prefix shared with a prompt
+    this model ran before (least recently used first out, ``prompt_cache_bytes`` in all):
+    prompts of one domain and database share their schema and examples, so a stream of
+    questions costs one long prefill per database.  The shared prefix's cache is reused,
+    in the model's dtype it came from.
     """
     model = lm.model
     version = weights_version(model)
-    last = _PROMPTS.get(model)
-    if last is not None and last.version != version:
-        last = None
-    reuse = _common_length(last.ids, ids) if last is not None else 0
-    if last is not None and reuse == len(ids) == len(last.ids):
-        return last.prefix, last.logits
+    cached = [p for p in _PROMPTS.get(model, ()) if p.version == version]
+    best, reuse = None, 0
+    for entry in cached:
+        common = _common_length(entry.ids, ids)
+        if common > reuse:
+            best, reuse = entry, common
+    if best is not None and reuse == len(ids) == len(best.ids):
+        _remember(model, best, cached)
+        return best.prefix, best.logits
     reuse = min(reuse, len(ids) - 1)              # at least one token for the logits
     dtype = next(model.parameters()).dtype
     past = None
@@ -201,7 +226,7 @@ def _prefill(lm, ids: list[int]):
         from transformers import DynamicCache
 
         past = DynamicCache()
-        for i, (k, v) in enumerate(last.prefix):
+        for i, (k, v) in enumerate(best.prefix):
             past.update(k[None, :, :reuse].to(dtype), v[None, :, :reuse].to(dtype), i)
     out = run_prompt(lm, ids[reuse:], past)
     cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
@@ -210,7 +235,7 @@ def _prefill(lm, ids: list[int]):
         k, v = _layer_kv(cache, i)                  # (1, Hkv, P, D), the whole prompt
         prefix.append((k[0].float().contiguous(), v[0].float().contiguous()))
     logits = out.logits[:, -1, :].detach()
-    _PROMPTS[model] = _Prompt(tuple(ids), prefix, logits, version)
+    _remember(model, _Prompt(tuple(ids), prefix, logits, version), cached)
     return prefix, logits
 
 

@@ -140,6 +140,48 @@ def test_a_prompt_reuses_the_cache_of_the_common_prefix_with_the_last_one():
     np.testing.assert_allclose(changed.logprobs, ref.logprobs, atol=1e-5)
 
 
+def _forward_lengths(lm, prompts: list[list[int]]) -> list[int]:
+    """Start a state on each prompt in turn; the input lengths of the model's forwards."""
+    calls: list[int] = []
+    forward = lm.model.forward
+    lm.model.forward = lambda *a, **k: calls.append(k["input_ids"].shape[1]) or forward(*a, **k)
+    try:
+        for ids in prompts:
+            state = SharedPrefixState(lm, ids, 2)
+            ref = _HFState(lm, ids, 2)
+            np.testing.assert_allclose(state.logprobs, ref.logprobs, atol=1e-5)
+            state.advance(np.array([5, 8]))
+            ref.advance(np.array([5, 8]))
+            np.testing.assert_allclose(state.logprobs, ref.logprobs, atol=1e-5)
+    finally:
+        del lm.model.forward
+    return [c for c in calls if c > 1]              # _HFState's own prompt forwards too
+
+
+def test_interleaved_prompts_each_reuse_their_own_longest_prefix(monkeypatch):
+    """Questions on two databases in turn (a, b, a, b): each prompt runs only its part after
+    the longest prefix shared with *any* cached prompt, least recently used dropped first."""
+    import smc.shared_prefix as sp
+
+    lm = tiny_lm(seed=8)
+    a, b = "def f(x):\n    return x + 1\n" * 3, "class A:\n    y = [1, 2, 3]\n" * 3
+    prompts = [lm.encode(a + "1 + 2"), lm.encode(b + "(3 - 4)"),
+               lm.encode(a + "5 * 6"), lm.encode(b + "7 // 8")]
+    lengths = _forward_lengths(lm, prompts)[0::2]   # every other forward is _HFState's
+    share_a = sp._common_length(prompts[0], prompts[2])
+    share_b = sp._common_length(prompts[1], prompts[3])
+    assert share_a > 20 and share_b > 20
+    assert lengths == [len(prompts[0]), len(prompts[1]) - sp._common_length(prompts[0],
+                       prompts[1]), len(prompts[2]) - share_a, len(prompts[3]) - share_b]
+    assert [p.ids for p in sp._PROMPTS[lm.model]] == [tuple(prompts[i]) for i in (3, 2, 1, 0)]
+
+    sp.forget(lm.model)                              # no budget: only the prompt in use
+    monkeypatch.setenv("SMC_DECODE_PROMPT_CACHE_MB", "0")
+    lengths = _forward_lengths(lm, prompts)[0::2]
+    assert lengths[2] == len(prompts[2]) - sp._common_length(prompts[1], prompts[2])
+    assert len(sp._PROMPTS[lm.model]) == 1
+
+
 def test_a_model_moved_to_another_dtype_rebuilds_its_caches():
     import torch
 
