@@ -102,6 +102,9 @@ class _Fused:
         half = self.head_dim // 2
         self.rope_sign = torch.cat([-torch.ones(half), torch.ones(self.head_dim - half)]).to(
             att.q_proj.weight.device)
+        from smc.scripted_step import ScriptedLayers
+
+        self.scripted = ScriptedLayers.build(self, model)    # None: the Python loop runs
 
 
 def _linear(weight, bias, owned: bool = False) -> PackedLinear:
@@ -339,6 +342,9 @@ class SharedPrefixState(ChunkSteps, _HFState):
         cos = cos.view(1, 1, d).float()
         # rotate_half(x) * sin == roll(x, D/2) * (sin with its first half negated)
         sin = sin.view(1, 1, d).float() * f.rope_sign
+        if f.scripted is not None:                                   # the same loop, compiled
+            h = f.scripted(h[:, 0], cos, sin, t, self.prefix, self.buffers, f)
+            return f.lm_head(inner.norm(h))
         plen = self.prefix[0][0].shape[1]
         for layer, (lin_qkv, lin_gu, lin_o, lin_down), (k_p, v_p), (k_g, v_g), norms in zip(
                 inner.layers, f.layers, self.prefix, self.buffers, f.norms, strict=True):

@@ -182,6 +182,50 @@ def test_interleaved_prompts_each_reuse_their_own_longest_prefix(monkeypatch):
     assert len(sp._PROMPTS[lm.model]) == 1
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 4), script=ops)
+def test_the_scripted_layers_equal_the_python_loop(n, script):
+    """The TorchScript step (``smc.scripted_step``) runs the same kernels in the same order
+    as the Python loop: the same log-probabilities after random advance/select scripts."""
+    import smc.shared_prefix as sp
+
+    lm = tiny_lm(seed=9)
+    ids = lm.encode("def f(x):")
+    states = []
+    for flag in ("1", "0"):
+        sp.forget(lm.model)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("SMC_DECODE_SCRIPTED_STEP", flag)
+            state = SharedPrefixState(lm, ids, n)
+        assert (state.fused.scripted is not None) == (flag == "1")
+        states.append(state)
+    scripted, python = states
+    for op, arg in script:
+        if op == "advance":
+            toks = np.random.default_rng(arg).integers(0, lm.vocab_size, python.rows)
+            scripted.advance(toks)
+            python.advance(toks)
+        else:
+            rows = np.array([r % python.rows for r in arg] if python.rows else [], np.int64)
+            scripted.select(rows)
+            python.select(rows)
+        np.testing.assert_allclose(scripted.logprobs, python.logprobs, rtol=0, atol=1e-9)
+
+
+def test_no_scripted_step_without_silu_or_packing(monkeypatch):
+    import smc.shared_prefix as sp
+    from smc.scripted_step import ScriptedLayers
+
+    lm = tiny_lm(seed=10)
+    fused = sp._fused(lm.model)
+    assert ScriptedLayers.build(fused, lm.model) is not None
+    monkeypatch.setattr(lm.model.config, "hidden_act", "gelu")
+    assert ScriptedLayers.build(fused, lm.model) is None
+    monkeypatch.setattr(lm.model.config, "hidden_act", "silu")
+    monkeypatch.setattr(fused.layers[0][2], "packed", None)
+    assert ScriptedLayers.build(fused, lm.model) is None
+
+
 def test_a_model_moved_to_another_dtype_rebuilds_its_caches():
     import torch
 
