@@ -23,7 +23,9 @@ prefix of the longest character prefix at which ``critic.evaluate_at`` holds (ou
 at token ends where it holds), ``complete`` at EOS: the same target, a near-identical schedule.
 
 Both sides first run the first question untimed (8 / 4 tokens) to warm up.  Timed: ours
-``Result.seconds`` (``smc.generate`` including the prompt's forward); genlm the
+``Result.seconds`` (``smc.generate`` including the prompt's forward: the part after the
+longest prefix shared with a prompt run before, which our model keeps, see
+``--prompt-cache-mb``; the questions of one database share their schema prompt); genlm the
 prompt's KV caching (``AsyncTransformer.cache_kv``, without which every step re-reads the
 whole prompt) plus ``sampler.smc``.  Grammar compiles are done once per database, outside the
 timing, on both sides.  A genlm question running past ``--genlm-timeout`` seconds (default 300)
@@ -48,7 +50,7 @@ Run:
 
     .venv-bench/bin/python benchmarks/genlm_sql.py [--questions 10] [--particles 10]
         [--max-tokens 96] [--genlm-timeout 300] [--no-critic] [--seed 0] [--threads N]
-        [--json] [--out FILE]
+        [--speculate K] [--prompt-cache-mb MB] [--json] [--out FILE]
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import re
 import statistics
 import sys
@@ -376,7 +379,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                        "max_tokens": args.max_tokens or dom.max_tokens, "seed": args.seed,
                        "critic": not args.no_critic, "genlm_timeout_s": args.genlm_timeout,
                        "model": lm.name, "genlm_compile_s": genlm.compile_s,
-                       "torch_threads": __import__("torch").get_num_threads()},
+                       "torch_threads": __import__("torch").get_num_threads(),
+                       "prompt_cache_mib": __import__("smc.shared_prefix").shared_prefix
+                       .prompt_cache_bytes() / 2**20},
             "grammar_mismatches": mismatch, "rows": rows, "summary": summarize(rows)}
 
 
@@ -444,7 +449,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--speculate", type=int, default=None,
                     help="our side: prompt-lookup draft tokens per forward (default: the "
-                         "SQL domain's, 3; 0 = off)")
+                         "SQL domain's, none)")
+    ap.add_argument("--prompt-cache-mb", type=float, default=None,
+                    help="our side: MiB of earlier prompts' KV caches kept for reuse "
+                         "(SMC_DECODE_PROMPT_CACHE_MB; default 256; 0 = only the prompt in "
+                         "use, so each question reuses only what it shares with the last)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads for both sides (default: torch's)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -459,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print(f"genlm-control is not installed in this Python: {INSTALL}", file=sys.stderr)
         return 2
+    if args.prompt_cache_mb is not None:
+        os.environ["SMC_DECODE_PROMPT_CACHE_MB"] = str(args.prompt_cache_mb)
     out = run(args)
     if args.out is not None:
         args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
