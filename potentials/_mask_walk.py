@@ -32,16 +32,6 @@ PENDING = -3  # table entry: reported unknown in this walk already (the caller f
 
 
 @njit(cache=True, nogil=True)
-def subtree_ends(parent):  # pragma: no cover - jit
-    """``end[i]``: one past the last node of i's subtree, for a trie numbered in preorder."""
-    n = parent.shape[0]
-    size = np.ones(n, np.int32)
-    for i in range(n - 1, 0, -1):
-        size[parent[i]] += size[i]
-    return np.arange(n, dtype=np.int32) + size
-
-
-@njit(cache=True, nogil=True)
 def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_events, misses,
          scratch, gen):  # pragma: no cover - jit
     """Visit the trie below each (start node, state); return (events, misses, pairs, asks).

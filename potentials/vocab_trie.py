@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from potentials._mask_walk import subtree_ends
 from potentials.held_chars import narrows
 from smc.token_bytes import complete_utf8
 
@@ -50,57 +49,58 @@ class VocabTrie:
         self.held_keys: list[bytes] = sorted(set(tails.values()))
         char_id = {c: i for i, c in enumerate(self.alphabet)}
         held_id = {h: len(self.alphabet) + k for k, h in enumerate(self.held_keys)}
-        kids: list[dict[int, int]] = [{}]
-        toks: list[list[int]] = [[]]
+        # Inserting the paths in lexicographic order creates the nodes in depth-first
+        # preorder with children by character (a walk then reads the arrays front to
+        # back: measured 5x fewer stalls than insertion order): a node is a new one iff
+        # it lies past the longest common prefix with the previous path.
+        paths = []
+        code = char_id.__getitem__
         for tid, text in texts.items():
-            node = 0
-            path = [char_id[ch] for ch in text]
+            path = list(map(code, text))
             if tid in tails:
                 path.append(held_id[tails[tid]])
-            for c in path:
-                nxt = kids[node].get(c)
-                if nxt is None:
-                    nxt = kids[node][c] = len(kids)
-                    kids.append({})
-                    toks.append([])
-                node = nxt
-            toks[node].append(tid)
-        # renumber in depth-first preorder (children by character): a walk then reads the
-        # arrays front to back instead of jumping through them (measured 5x fewer stalls)
-        order: list[int] = []
-        todo = [0]
-        while todo:
-            node = todo.pop()
-            order.append(node)
-            todo.extend(child for _c, child in sorted(kids[node].items(), reverse=True))
-        new_id = {old: i for i, old in enumerate(order)}
-        kids = [{c: new_id[child] for c, child in kids[old].items()} for old in order]
-        toks = [toks[old] for old in order]
-        n = len(kids)
+            paths.append((path, tid))
+        paths.sort()
+        parent, node_char, tok_of = [0], [0], []
+        end = [0]                         # a node's subtree is [i, end[i]): set when closed
+        stack = [0]                       # node of each prefix of the previous path
+        prev: list[int] = []
+        for path, _tid in paths:
+            common = 0
+            limit = min(len(path), len(prev))
+            while common < limit and path[common] == prev[common]:
+                common += 1
+            for closed in stack[common + 1:]:
+                end[closed] = len(parent)
+            del stack[common + 1:]
+            for c in path[common:]:
+                stack.append(len(parent))
+                parent.append(stack[-2])
+                node_char.append(c)
+                end.append(0)
+            tok_of.append(stack[-1])
+            prev = path
+        n = len(parent)
+        for closed in stack:
+            end[closed] = n
         self.n_nodes = n
+        self.parent = np.asarray(parent, np.int32)
+        self.node_char = np.asarray(node_char, np.int32)
+        self.end = np.asarray(end, np.int32)
+        # children in CSR form: nodes 1..n-1 grouped by parent (preorder keeps each
+        # group's order = character order)
+        kids = np.argsort(self.parent[1:], kind="stable").astype(np.int32) + 1
+        self.child_node = kids
+        self.child_char = self.node_char[kids]
         self.child_start = np.zeros(n + 1, np.int32)
-        self.child_start[1:] = np.cumsum([len(k) for k in kids])
-        self.child_char = np.empty(int(self.child_start[-1]), np.int32)
-        self.child_node = np.empty(int(self.child_start[-1]), np.int32)
-        for i, k in enumerate(kids):
-            lo = self.child_start[i]
-            for j, (c, child) in enumerate(sorted(k.items())):
-                self.child_char[lo + j] = c
-                self.child_node[lo + j] = child
-        # preorder: i's subtree is [i, end[i]); parent and incoming character per node
-        self.parent = np.zeros(n, np.int32)
-        self.node_char = np.zeros(n, np.int32)
-        self.parent[self.child_node] = np.repeat(np.arange(n, dtype=np.int32),
-                                                 np.diff(self.child_start))
-        self.node_char[self.child_node] = self.child_char
-        self.end = subtree_ends(self.parent)
+        np.cumsum(np.bincount(self.parent[1:], minlength=n), out=self.child_start[1:])
+        # tokens by node (tok_of is non-decreasing: the paths were inserted in order)
+        self.tok_ids = np.asarray([tid for _path, tid in paths], np.int32)
         self.tok_start = np.zeros(n + 1, np.int32)
-        self.tok_start[1:] = np.cumsum([len(t) for t in toks])
-        self.tok_ids = np.fromiter((t for ts in toks for t in ts), np.int32,
-                                   count=int(self.tok_start[-1]))
+        np.cumsum(np.bincount(np.asarray(tok_of, np.int64), minlength=n),
+                  out=self.tok_start[1:])
         self.tok_node = np.full(self.vocab_size, -1, np.int32)  # node of each token (−1: none)
-        self.tok_node[self.tok_ids] = np.repeat(np.arange(n, dtype=np.int32),
-                                                np.diff(self.tok_start))
+        self.tok_node[self.tok_ids] = np.asarray(tok_of, np.int32)
         self.n_tokens = len(texts)
         self.depth = max((len(t) for t in texts.values()), default=0)
 

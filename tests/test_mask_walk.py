@@ -52,6 +52,15 @@ def test_trie_is_numbered_in_preorder(words):
                  if t in trie.tok_ids[trie.tok_start[n]:trie.tok_start[n + 1]].tolist()]
         assert holds == ([] if node < 0 else [node])
     assert trie.tok_node[len(words)] == -1  # the special token has no node
+    for t, w in enumerate(words):  # a token's node spells its text from the root
+        node, spelled = int(trie.tok_node[t]), []
+        while node:
+            spelled.append(trie.alphabet[trie.node_char[node]])
+            node = int(trie.parent[node])
+        assert "".join(reversed(spelled)) == w
+    for i in range(trie.n_nodes):  # children by character
+        chars = trie.child_char[trie.child_start[i]:trie.child_start[i + 1]].tolist()
+        assert chars == sorted(set(chars))
 
 
 def _brute(trie, char_class, table, start, emit_root):
