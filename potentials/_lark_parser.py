@@ -72,6 +72,12 @@ class ParserEngine:
         # plain-str keys: Lark's keys are Token objects whose __eq__ is slow in dict lookups
         self._table = {state: {str(k): v for k, v in actions.items()}
                        for state, actions in conf.states.items()}
+        # the same table for ``_feed``: a shift as (-1, next state), a reduction as (symbols
+        # popped, goto symbol as a plain str: a Token key would compare with Token.__eq__)
+        self._fast = {state: {name: (-1, arg) if kind is Shift
+                              else (len(arg.expansion), str(arg.origin.name))
+                              for name, (kind, arg) in actions.items()}
+                      for state, actions in self._table.items()}
         self._start_state = conf.start_state
         self.end_state = conf.end_state
         lexer = lark.parser.lexer
@@ -140,22 +146,22 @@ class ParserEngine:
         return (node.fed[term], low) if low is not None else self._feed(node, term)
 
     def _feed(self, node: StackNode, term: int) -> tuple[StackNode | None, int]:
-        name, table, cur = self.names[term], self._table, node
+        name, table, cur = self.names[term], self._fast, node
         out: StackNode | None = None
         low = node.height
         while True:
             action = table[cur.state].get(name)
             if action is None:
                 break
-            kind, arg = action
-            if kind is Shift:
+            popped, arg = action
+            if popped < 0:                                   # shift
                 out = self._push(cur, arg)
                 break
-            for _ in range(len(arg.expansion)):
+            for _ in range(popped):
                 cur = cur.parent
             if cur.height < low:
                 low = cur.height
-            cur = self._push(cur, table[cur.state][arg.origin.name][1])
+            cur = self._push(cur, table[cur.state][arg][1])
         node.fed[term] = out
         node.fed_low[term] = low
         return out, low
@@ -172,7 +178,7 @@ class ParserEngine:
                 if kind is Shift:
                     shifts.append(index[name])
                 else:
-                    groups.setdefault((len(arg.expansion), arg.origin.name), []).append(
+                    groups.setdefault((len(arg.expansion), str(arg.origin.name)), []).append(
                         index[name])
             got = self._by_action[state] = (
                 frozenset(shifts), [(k, a, frozenset(t)) for (k, a), t in groups.items()])
@@ -347,7 +353,7 @@ class ParserEngine:
             rule = action[1]
             if rule.expansion:
                 del states[-len(rule.expansion):]
-            states.append(table[states[-1]][rule.origin.name][1])
+            states.append(table[states[-1]][str(rule.origin.name)][1])
             if states[-1] == self.end_state:
                 return True
 
