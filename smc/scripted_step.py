@@ -91,7 +91,7 @@ class ScriptedLayers:
     """The arguments of ``layers`` that do not change from step to step, for one model's
     fused weights (``shared_prefix._Fused``); ``None`` from ``build`` where it cannot run."""
 
-    def __init__(self, fused, model) -> None:
+    def __init__(self, fused) -> None:
         self.packed = [lin.packed for parts in fused.layers for lin in parts]
         self.biases = [lin.bias for parts in fused.layers for lin in parts]
         self.norm_w = [w for pair in fused.norms for (w, _eps) in pair]
@@ -106,7 +106,7 @@ class ScriptedLayers:
             return None
         if getattr(model.config, "hidden_act", None) not in ("silu", "swish"):
             return None
-        got = ScriptedLayers(fused, model)
+        got = ScriptedLayers(fused)
         return got if got.fn is not None else None
 
     def __call__(self, h, cos, sin, t: int, prefix, buffers, fused):
