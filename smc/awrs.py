@@ -54,6 +54,7 @@ import numpy as np
 
 from potentials.base import NEG_INF, Potential, check_log_weight
 from smc.lm import LanguageModel
+from smc.proposal import exp_cumsum
 from smc.token_bytes import complete_utf8
 
 _TOLERANCE = 1e-9  # log c above this is an error (c > 1), up to it it is rounding
@@ -102,7 +103,7 @@ class _Pool:
         if self.shift == NEG_INF:
             self.cdf, self.total = np.zeros(0), 0.0
             return
-        self.cdf = np.cumsum(np.exp(lp - self.shift))
+        self.cdf = exp_cumsum(lp, self.shift)
         self.total = float(self.cdf[-1])
 
     @property
@@ -203,8 +204,7 @@ class AWRSProposal:
         top = float(scores.max()) if ids.size else NEG_INF
         if top == NEG_INF:
             return -1, NEG_INF
-        weights = np.exp(scores - top)
-        cdf = np.cumsum(weights)
+        cdf = exp_cumsum(scores, top)
         log_z = top + math.log(float(cdf[-1]))
         if first < 0:
             k = int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right"))

@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import math
+import sys
+
 import numpy as np
 
 from potentials.base import NEG_INF, Potential, check_log_weight
@@ -15,20 +18,38 @@ from smc.lm import LanguageModel
 from smc.token_trie import TokenTrie
 
 
-def _logsumexp(x: np.ndarray) -> float:
-    if x.size == 0:
-        return NEG_INF
-    m = float(np.max(x))
+def exp_cumsum(scores: np.ndarray, shift: float) -> np.ndarray:
+    """The running sums Σ_{j≤i} exp(scores_j − shift) (float64).
+
+    Where torch is already loaded (a ``transformers`` model), its float64 exp and cumsum
+    do the passes: vectorised, ~4× NumPy's on a CPU without AVX-512, where NumPy's
+    float64 exp is scalar; the sums agree with NumPy's to a few ulp.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and scores.dtype == np.float64 and scores.size >= 1024:
+        t = torch.from_numpy(np.ascontiguousarray(scores))
+        return torch.cumsum(torch.exp(t - shift), 0).numpy()
+    return np.cumsum(np.exp(scores - shift))
+
+
+def draw(scores: np.ndarray, u: float) -> tuple[int, float]:
+    """Inverse-CDF draw from unnormalised log-probabilities ``scores`` with uniform ``u``,
+    and log Σᵢ exp(scoresᵢ): (index, log-normaliser); (-1, −inf) when every score is −inf.
+    One pass of exp and a running sum (``exp_cumsum``) serve both."""
+    if scores.size == 0:
+        return -1, NEG_INF
+    m = float(np.max(scores))
     if m == NEG_INF:
-        return NEG_INF
-    return m + float(np.log(np.sum(np.exp(x - m))))
+        return -1, NEG_INF
+    cdf = exp_cumsum(scores, m)
+    total = float(cdf[-1])
+    index = int(min(np.searchsorted(cdf, u * total, side="right"), len(cdf) - 1))
+    return index, m + math.log(total)
 
 
 def sample_from_logits(scores: np.ndarray, u: float) -> int:
     """Inverse-CDF draw from unnormalised log-probabilities ``scores`` with uniform ``u``."""
-    m = np.max(scores)
-    cdf = np.cumsum(np.exp(scores - m))
-    return int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), len(cdf) - 1))
+    return draw(scores, u)[0]
 
 
 _TRIES: dict[int, tuple[LanguageModel, TokenTrie]] = {}
@@ -100,16 +121,10 @@ class MaskedProposal:
             ids = self.masker.token_ids(text)
             if ids.size == 0:
                 return -1, NEG_INF
-            scores = logprobs[ids]
-            log_z = _logsumexp(scores)
-            if log_z == NEG_INF:
-                return -1, NEG_INF
-            return int(ids[sample_from_logits(scores, u)]), log_z
+            index, log_z = draw(logprobs[ids], u)
+            return (-1, NEG_INF) if index < 0 else (int(ids[index]), log_z)
         ids, logc = self.log_mask(text, held)
         if ids.size == 0:
             return -1, NEG_INF
-        scores = logprobs[ids] + logc
-        log_z = _logsumexp(scores)
-        if log_z == NEG_INF:
-            return -1, NEG_INF
-        return int(ids[sample_from_logits(scores, u)]), log_z
+        index, log_z = draw(logprobs[ids] + logc, u)
+        return (-1, NEG_INF) if index < 0 else (int(ids[index]), log_z)
