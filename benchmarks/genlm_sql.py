@@ -25,7 +25,8 @@ at token ends where it holds), ``complete`` at EOS: the same target, a near-iden
 Both sides first run the first question untimed (8 / 4 tokens) to warm up.  Timed: ours
 ``Result.seconds`` (``smc.generate`` including the prompt's forward: the part after the
 longest prefix shared with a prompt run before, which our model keeps, see
-``--prompt-cache-mb``; the questions of one database share their schema prompt); genlm the
+``--prompt-cache-mb``; the questions of one database share their schema prompt; the cache
+is emptied after the warm-up, so each database's first question runs its whole prompt); genlm the
 prompt's KV caching (``AsyncTransformer.cache_kv``, without which every step re-reads the
 whole prompt) plus ``sampler.smc``.  Grammar compiles are done once per database, outside the
 timing, on both sides.  A genlm question running past ``--genlm-timeout`` seconds (default 300)
@@ -358,6 +359,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     solve_ours(lm, dom, warm, args.particles, 8, args.seed, not args.no_critic)
     genlm.solve(bounds[warm.id], lm.encode(bounds[warm.id].prompt(warm.question, lm)),
                 args.particles, 4, args.genlm_timeout)
+    from smc.shared_prefix import forget_prompts
+
+    forget_prompts(lm.model)  # timing starts with no cached prompt, as genlm's does
     rows = []
     bar = tqdm(tasks, desc="questions", unit="q", disable=args.json)
     for t in bar:

@@ -23,13 +23,15 @@ def exp_cumsum(scores: np.ndarray, shift: float) -> np.ndarray:
 
     Where torch is already loaded (a ``transformers`` model), its float64 exp and cumsum
     do the passes: vectorised, ~4× NumPy's on a CPU without AVX-512, where NumPy's
-    float64 exp is scalar; the sums agree with NumPy's to a few ulp.
+    float64 exp is scalar; the sums agree with NumPy's to a few ulp (so a draw at a
+    cumulative-sum boundary may differ by one token between a process with torch loaded
+    and one without: the law is the same).
     """
     torch = sys.modules.get("torch")
     if torch is not None and scores.dtype == np.float64 and scores.size >= 1024:
         t = torch.from_numpy(np.ascontiguousarray(scores))
         return torch.cumsum(torch.exp(t - shift), 0).numpy()
-    return np.cumsum(np.exp(scores - shift))
+    return np.cumsum(np.exp(np.asarray(scores, np.float64) - shift))
 
 
 def draw(scores: np.ndarray, u: float) -> tuple[int, float]:
@@ -43,7 +45,9 @@ def draw(scores: np.ndarray, u: float) -> tuple[int, float]:
         return -1, NEG_INF
     cdf = exp_cumsum(scores, m)
     total = float(cdf[-1])
-    index = int(min(np.searchsorted(cdf, u * total, side="right"), len(cdf) - 1))
+    index = int(np.searchsorted(cdf, u * total, side="right"))
+    if index >= len(cdf):  # u = 1: the last token of nonzero weight
+        index = int(np.searchsorted(cdf, total, side="left"))
     return index, m + math.log(total)
 
 

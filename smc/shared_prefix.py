@@ -25,6 +25,7 @@ own forward.
 
 from __future__ import annotations
 
+import math
 import os
 import weakref
 from collections.abc import Sequence
@@ -142,9 +143,16 @@ def weights_version(model) -> tuple:
 
 
 def forget(model) -> None:
-    """Drop the fused weights and the cached prompt of ``model`` (after weights changed
-    in a way ``weights_version`` cannot see, e.g. ``param.data.copy_(...)``)."""
+    """Drop the fused weights and the cached prompts of ``model`` (after weights changed
+    in a way ``weights_version`` cannot see, e.g. ``param.data.copy_(...)``, or to start
+    from an empty prompt cache).  The environment switches read when the fused weights
+    are built (``SMC_PACKED_LINEAR``, ``SMC_DECODE_SCRIPTED_STEP``) apply again after it."""
     _FUSED.pop(model, None)
+    _PROMPTS.pop(model, None)
+
+
+def forget_prompts(model) -> None:
+    """Empty the prompt cache of ``model`` (the fused weights stay)."""
     _PROMPTS.pop(model, None)
 
 
@@ -180,7 +188,14 @@ _PROMPTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # model -> [
 def prompt_cache_bytes() -> int:
     """The most bytes of prompt KV caches kept per model (``SMC_DECODE_PROMPT_CACHE_MB``, default
     256; 0 keeps only the prompt in use)."""
-    return int(float(os.environ.get("SMC_DECODE_PROMPT_CACHE_MB", "256")) * 2**20)
+    raw = os.environ.get("SMC_DECODE_PROMPT_CACHE_MB", "256")
+    try:
+        mib = float(raw)
+    except ValueError:
+        mib = math.nan
+    if not math.isfinite(mib) or mib < 0:
+        raise ValueError(f"SMC_DECODE_PROMPT_CACHE_MB must be a number of MiB >= 0, got {raw!r}")
+    return int(mib * 2**20)
 
 
 def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -192,11 +207,12 @@ def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def _remember(model, entry: _Prompt, cached: list[_Prompt]) -> None:
-    """Put ``entry`` first; drop the least recently used beyond the byte budget (the entry
-    itself always stays: the state that asked for it reads it)."""
+    """Put ``entry`` first; drop copies of its prompt and the least recently used beyond
+    the byte budget (the entry itself always stays, so a prompt asked for again is a hit;
+    states keep their own references, so dropping an entry never affects one)."""
     kept, used, budget = [entry], entry.nbytes, prompt_cache_bytes()
     for old in cached:
-        if old is not entry and used + old.nbytes <= budget:
+        if old is not entry and old.ids != entry.ids and used + old.nbytes <= budget:
             kept.append(old)
             used += old.nbytes
     _PROMPTS[model] = kept
@@ -217,8 +233,8 @@ def _prefill(lm, ids: list[int]):
     best, reuse = None, 0
     for entry in cached:
         common = _common_length(entry.ids, ids)
-        if common > reuse:
-            best, reuse = entry, common
+        if common > reuse or (common == reuse == len(entry.ids) and best is not None):
+            best, reuse = entry, common             # ties: the exact prompt itself wins
     if best is not None and reuse == len(ids) == len(best.ids):
         _remember(model, best, cached)
         return best.prefix, best.logits

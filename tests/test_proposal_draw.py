@@ -64,6 +64,13 @@ def test_draw_is_the_inverse_cdf_and_the_log_normaliser(with_torch, case):
     assert scores[index] > -np.inf
 
 
+def test_u_of_one_draws_the_last_token_of_nonzero_weight():
+    scores = np.array([0.0, 0.5, -np.inf, -np.inf] * 300)   # 1,200 scores: both passes
+    for with_torch in (True, False):
+        index, _ = _draw(scores, 1.0, with_torch)
+        assert index == len(scores) - 3
+
+
 def test_nothing_to_draw():
     assert draw(np.empty(0), 0.5) == (-1, -np.inf)
     assert draw(np.full(3, -np.inf), 0.5) == (-1, -np.inf)

@@ -141,13 +141,17 @@ def test_a_prompt_reuses_the_cache_of_the_common_prefix_with_the_last_one():
 
 
 def _forward_lengths(lm, prompts: list[list[int]]) -> list[int]:
-    """Start a state on each prompt in turn; the input lengths of the model's forwards."""
+    """Start a state on each prompt in turn (checked against the transformers path); the
+    input lengths of the forwards the shared-prefix states ran."""
     calls: list[int] = []
     forward = lm.model.forward
     lm.model.forward = lambda *a, **k: calls.append(k["input_ids"].shape[1]) or forward(*a, **k)
+    ours: list[int] = []
     try:
         for ids in prompts:
+            before = len(calls)
             state = SharedPrefixState(lm, ids, 2)
+            ours += calls[before:]
             ref = _HFState(lm, ids, 2)
             np.testing.assert_allclose(state.logprobs, ref.logprobs, atol=1e-5)
             state.advance(np.array([5, 8]))
@@ -155,7 +159,7 @@ def _forward_lengths(lm, prompts: list[list[int]]) -> list[int]:
             np.testing.assert_allclose(state.logprobs, ref.logprobs, atol=1e-5)
     finally:
         del lm.model.forward
-    return [c for c in calls if c > 1]              # _HFState's own prompt forwards too
+    return ours
 
 
 def test_interleaved_prompts_each_reuse_their_own_longest_prefix(monkeypatch):
@@ -167,7 +171,7 @@ def test_interleaved_prompts_each_reuse_their_own_longest_prefix(monkeypatch):
     a, b = "def f(x):\n    return x + 1\n" * 3, "class A:\n    y = [1, 2, 3]\n" * 3
     prompts = [lm.encode(a + "1 + 2"), lm.encode(b + "(3 - 4)"),
                lm.encode(a + "5 * 6"), lm.encode(b + "7 // 8")]
-    lengths = _forward_lengths(lm, prompts)[0::2]   # every other forward is _HFState's
+    lengths = _forward_lengths(lm, prompts)
     share_a = sp._common_length(prompts[0], prompts[2])
     share_b = sp._common_length(prompts[1], prompts[3])
     assert share_a > 20 and share_b > 20
@@ -177,9 +181,33 @@ def test_interleaved_prompts_each_reuse_their_own_longest_prefix(monkeypatch):
 
     sp.forget(lm.model)                              # no budget: only the prompt in use
     monkeypatch.setenv("SMC_DECODE_PROMPT_CACHE_MB", "0")
-    lengths = _forward_lengths(lm, prompts)[0::2]
+    lengths = _forward_lengths(lm, prompts)
     assert lengths[2] == len(prompts[2]) - sp._common_length(prompts[1], prompts[2])
     assert len(sp._PROMPTS[lm.model]) == 1
+
+
+def test_a_prompt_that_prefixes_another_is_still_a_hit(monkeypatch):
+    """Prompts A and B = A + more, in turn: A asked for again is its own entry (no forward,
+    no second copy), whichever of the two was used last."""
+    import smc.shared_prefix as sp
+
+    lm = tiny_lm(seed=11)
+    a = lm.encode("def f(x):\n    return x + 1\n" * 2)
+    b = a + lm.encode("1 + 2")
+    lengths = _forward_lengths(lm, [a, b, a, b, a])
+    assert lengths == [len(a), len(b) - len(a)]      # the later A and B: no forward at all
+    assert [p.ids for p in sp._PROMPTS[lm.model]] == [tuple(a), tuple(b)]
+
+
+def test_a_bad_prompt_cache_budget_is_a_clear_error(monkeypatch):
+    import smc.shared_prefix as sp
+
+    for bad in ("lots", "-1", "nan", "inf"):
+        monkeypatch.setenv("SMC_DECODE_PROMPT_CACHE_MB", bad)
+        with pytest.raises(ValueError, match="SMC_DECODE_PROMPT_CACHE_MB"):
+            sp.prompt_cache_bytes()
+    monkeypatch.setenv("SMC_DECODE_PROMPT_CACHE_MB", "0.5")
+    assert sp.prompt_cache_bytes() == 2**19
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -317,3 +345,15 @@ def test_accept_checks_its_lengths(lm):
         state.accept([1, 2])  # row 1's chunk has one token
     with pytest.raises(ValueError, match="at least one"):
         state.advance_chunks([np.array([3]), np.array([], np.int64)])
+
+
+def test_forget_prompts_keeps_the_fused_weights():
+    import smc.shared_prefix as sp
+
+    lm = tiny_lm(seed=12)
+    ids = lm.encode("1 + 2")
+    SharedPrefixState(lm, ids, 1)
+    fused = sp._fused(lm.model)
+    sp.forget_prompts(lm.model)
+    assert lm.model not in sp._PROMPTS and sp._fused(lm.model) is fused
+    assert _forward_lengths(lm, [ids]) == [len(ids)]     # the whole prompt runs again
