@@ -7,7 +7,8 @@ the same loop, operation for operation (the same kernels, in the same order, on 
 packed weights: the result equals the Python loop's), compiled once by TorchScript so
 that it runs without the interpreter.  Used where every linear map of the step is packed
 for oneDNN (``smc.packed_linear``) and the MLP's activation is SiLU; otherwise, or with
-``SMC_DECODE_SCRIPTED_STEP=0``, the Python loop runs.
+``SMC_DECODE_SCRIPTED_STEP=0``, the Python loop runs (the switch is read when a model's
+fused weights are built: after ``smc.shared_prefix.forget(model)`` for a model in use).
 
 Per layer, with h the rows' hidden states (n, H), rms(x) = w·x/√(mean(x²)+ε):
 
