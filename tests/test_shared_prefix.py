@@ -32,17 +32,22 @@ def test_log_probs_equal_the_models_own_forward(lm, n, script, prompt):
     ids = lm.encode(prompt)
     ref, fast = _HFState(lm, ids, n), SharedPrefixState(lm, ids, n)
     np.testing.assert_allclose(fast.logprobs, ref.logprobs, atol=1e-5)
+    _same_after_each_op(ref, fast, script, lm.vocab_size, atol=1e-5)
+
+
+def _same_after_each_op(ref, other, script, vocab_size: int, atol: float) -> None:
+    """Run an advance/select ``script`` on both states; equal log-probabilities after each."""
     for op, arg in script:
         if op == "advance":
-            toks = np.random.default_rng(arg).integers(0, lm.vocab_size, ref.rows)
+            toks = np.random.default_rng(arg).integers(0, vocab_size, ref.rows)
             ref.advance(toks)
-            fast.advance(toks)
+            other.advance(toks)
         else:
-            rows = [r % ref.rows for r in arg] if ref.rows else []
-            ref.select(np.array(rows, np.int64))
-            fast.select(np.array(rows, np.int64))
-        assert fast.rows == ref.rows
-        np.testing.assert_allclose(fast.logprobs, ref.logprobs, atol=1e-5)
+            rows = np.array([r % ref.rows for r in arg] if ref.rows else [], np.int64)
+            ref.select(rows)
+            other.select(rows)
+        assert other.rows == ref.rows
+        np.testing.assert_allclose(other.logprobs, ref.logprobs, rtol=0, atol=atol)
 
 
 def test_many_steps_past_several_capacity_doublings(lm):
@@ -228,16 +233,7 @@ def test_the_scripted_layers_equal_the_python_loop(n, script):
         assert (state.fused.scripted is not None) == (flag == "1")
         states.append(state)
     scripted, python = states
-    for op, arg in script:
-        if op == "advance":
-            toks = np.random.default_rng(arg).integers(0, lm.vocab_size, python.rows)
-            scripted.advance(toks)
-            python.advance(toks)
-        else:
-            rows = np.array([r % python.rows for r in arg] if python.rows else [], np.int64)
-            scripted.select(rows)
-            python.select(rows)
-        np.testing.assert_allclose(scripted.logprobs, python.logprobs, rtol=0, atol=1e-9)
+    _same_after_each_op(python, scripted, script, lm.vocab_size, atol=1e-9)
 
 
 def test_no_scripted_step_without_silu_or_packing(monkeypatch):
