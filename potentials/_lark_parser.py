@@ -69,15 +69,13 @@ class ParserEngine:
     def __init__(self, lark: Lark, g_regex_flags: int = 0,
                  indenter: Indenter | None = None) -> None:
         conf = lark.parse_interactive("").parser_state.parse_conf
-        # plain-str keys: Lark's keys are Token objects whose __eq__ is slow in dict lookups
-        self._table = {state: {str(k): v for k, v in actions.items()}
+        # state -> symbol -> (-1, next state) for a shift (a goto on a rule is one), or
+        # (symbols popped, goto symbol) for a reduction; plain-str symbols: Lark's are Token
+        # objects whose __eq__ is slow in dict lookups
+        self._table = {state: {str(name): (-1, arg) if kind is Shift
+                               else (len(arg.expansion), str(arg.origin.name))
+                               for name, (kind, arg) in actions.items()}
                        for state, actions in conf.states.items()}
-        # the same table for ``_feed``: a shift as (-1, next state), a reduction as (symbols
-        # popped, goto symbol as a plain str: a Token key would compare with Token.__eq__)
-        self._fast = {state: {name: (-1, arg) if kind is Shift
-                              else (len(arg.expansion), str(arg.origin.name))
-                              for name, (kind, arg) in actions.items()}
-                      for state, actions in self._table.items()}
         self._start_state = conf.start_state
         self.end_state = conf.end_state
         lexer = lark.parser.lexer
@@ -146,7 +144,7 @@ class ParserEngine:
         return (node.fed[term], low) if low is not None else self._feed(node, term)
 
     def _feed(self, node: StackNode, term: int) -> tuple[StackNode | None, int]:
-        name, table, cur = self.names[term], self._fast, node
+        name, table, cur = self.names[term], self._table, node
         out: StackNode | None = None
         low = node.height
         while True:
@@ -172,14 +170,13 @@ class ParserEngine:
         got = self._by_action.get(state)
         if got is None:
             index, shifts, groups = self.index, [], {}
-            for name, (kind, arg) in self._table[state].items():
+            for name, (popped, arg) in self._table[state].items():
                 if name not in index:
                     continue
-                if kind is Shift:
+                if popped < 0:
                     shifts.append(index[name])
                 else:
-                    groups.setdefault((len(arg.expansion), str(arg.origin.name)), []).append(
-                        index[name])
+                    groups.setdefault((popped, arg), []).append(index[name])
             got = self._by_action[state] = (
                 frozenset(shifts), [(k, a, frozenset(t)) for (k, a), t in groups.items()])
         return got
@@ -348,12 +345,12 @@ class ParserEngine:
         table = self._table
         while True:
             action = table[states[-1]].get("$END")
-            if action is None or action[0] is Shift:
+            if action is None or action[0] < 0:
                 return False
-            rule = action[1]
-            if rule.expansion:
-                del states[-len(rule.expansion):]
-            states.append(table[states[-1]][str(rule.origin.name)][1])
+            popped, goto = action
+            if popped:
+                del states[-popped:]
+            states.append(table[states[-1]][goto][1])
             if states[-1] == self.end_state:
                 return True
 

@@ -54,7 +54,7 @@ import numpy as np
 
 from potentials.base import NEG_INF, Potential, check_log_weight
 from smc.lm import LanguageModel
-from smc.proposal import exp_cumsum
+from smc.proposal import draw, exp_cumsum
 from smc.token_bytes import complete_utf8
 
 _TOLERANCE = 1e-9  # log c above this is an error (c > 1), up to it it is rounding
@@ -204,13 +204,13 @@ class AWRSProposal:
         top = float(scores.max()) if ids.size else NEG_INF
         if top == NEG_INF:
             return -1, NEG_INF
-        cdf = exp_cumsum(scores, top)
-        log_z = top + math.log(float(cdf[-1]))
         if first < 0:
-            k = int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right"))
-            first = int(ids[min(k, ids.size - 1)])
+            k, log_z = draw(scores, self.rng.random())
+            first = int(ids[k])
             if not self.estimate:
                 return first, math.nan
+        else:
+            log_z = top + math.log(float(exp_cumsum(scores, top)[-1]))
         rates = np.concatenate([np.asarray(log_masses, np.float64),
                                 np.full(self.n_accept - accepted, log_z)])
         return first, math.log(self.n_accept - 1) + log_inverse_time(rates)
