@@ -2,7 +2,7 @@
 
 ``SharedPrefixState._step`` (``smc.shared_prefix``) runs ~25 small tensor operations per
 layer for a few rows: on a CPU their Python dispatch costs about as much as their
-arithmetic (≈12 ms of a ≈60 ms step for SmolLM2's 30 layers at 8 rows).  ``layers`` is
+arithmetic (≈12 ms of a ≈70 ms step for SmolLM2's 30 layers at 10 rows).  ``layers`` is
 the same loop, operation for operation (the same kernels, in the same order, on the same
 packed weights: the result equals the Python loop's), compiled once by TorchScript so
 that it runs without the interpreter.  Used where every linear map of the step is packed
