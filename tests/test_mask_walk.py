@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from potentials import LarkGrammar
 from potentials._mask_walk import walk
 from potentials.grammar_mask import unpack
+from potentials.held_chars import narrows
 from potentials.vocab_trie import VocabTrie
+from smc.token_bytes import complete_utf8
 
 ALPHABET = "ab,( \u00e9"
 
@@ -34,10 +36,16 @@ def _descendants(trie: VocabTrie, i: int) -> set[int]:
     return out
 
 
-@settings(max_examples=60, deadline=None)
-@given(vocab_st)
+# held tails: narrowed (a held edge: 2- and 3-byte leads), not narrowed (a 4-byte lead:
+# the token sits at its text's node), never UTF-8 (U+FFFD)
+TAILS = [b"", b"", b"\xc3", b"\xe2\x82", b"\xf0", b"\xff"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.text(ALPHABET, max_size=5), st.sampled_from(TAILS)),
+                min_size=1, max_size=60))
 def test_trie_is_numbered_in_preorder(words):
-    vocab = [w.encode() for w in words] + [None, b"\xc3"]  # a special token, a held byte
+    vocab = [w.encode() + tail for w, tail in words] + [None]  # and a special token
     trie = VocabTrie(vocab)
     assert trie.end[0] == trie.n_nodes
     for i in range(trie.n_nodes):
@@ -52,15 +60,21 @@ def test_trie_is_numbered_in_preorder(words):
                  if t in trie.tok_ids[trie.tok_start[n]:trie.tok_start[n + 1]].tolist()]
         assert holds == ([] if node < 0 else [node])
     assert trie.tok_node[len(words)] == -1  # the special token has no node
-    for t, w in enumerate(words):  # a token's node spells its text from the root
+    n_chars = len(trie.alphabet)
+    for t, data in enumerate(vocab[:-1]):  # a token's node spells its path from the root
+        text, n_held = complete_utf8(data)
+        tail = data[len(data) - n_held:] if n_held and narrows(data[len(data) - n_held:]) \
+            else None
         node, spelled = int(trie.tok_node[t]), []
         while node:
-            spelled.append(trie.alphabet[trie.node_char[node]])
+            c = int(trie.node_char[node])
+            spelled.append(trie.alphabet[c] if c < n_chars else trie.held_keys[c - n_chars])
             node = int(trie.parent[node])
-        assert "".join(reversed(spelled)) == w
-    for i in range(trie.n_nodes):  # children by character
+        assert spelled[::-1] == list(text) + ([] if tail is None else [tail])
+    for i in range(trie.n_nodes):  # children by character, each once; nodes are distinct
         chars = trie.child_char[trie.child_start[i]:trie.child_start[i + 1]].tolist()
         assert chars == sorted(set(chars))
+    assert trie.depth == max(len(complete_utf8(d)[0]) for d in vocab[:-1])
 
 
 def _brute(trie, char_class, table, start, emit_root):
