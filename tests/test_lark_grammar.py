@@ -740,3 +740,20 @@ def test_empty_language_is_an_error_before_any_generation():
     assert (info.value.line, info.value.column) == (1, 1)
     assert "a, b" in str(info.value)
     LarkGrammar('start: a\na: a "x" | "y"\n')  # left recursion with a base case is fine
+
+
+def test_lark_overlap_scan_is_skipped_and_its_switch_restored(monkeypatch):
+    """Lark's interegular scan of terminal overlaps only logs warnings: not run here."""
+    import types
+
+    import lark.lexer as lark_lexer
+
+    def scan(*_args, **_kwargs):
+        raise AssertionError("Lark's overlap scan ran")
+
+    monkeypatch.setattr(lark_lexer, "has_interegular", True)
+    monkeypatch.setattr(lark_lexer, "_check_regex_collisions", scan)
+    monkeypatch.setattr(lark_lexer, "interegular", types.SimpleNamespace(
+        Comparator=types.SimpleNamespace(from_regexes=scan)), raising=False)
+    g = LarkGrammar('start: WORD ("," WORD)*\nWORD: /[a-z]+/\n%ignore " "\n')
+    assert g.complete("ab, c") == 0.0 and lark_lexer.has_interegular is True
