@@ -19,6 +19,7 @@ from potentials._mask_walk import PENDING, UNKNOWN, event_states, group_events, 
 if TYPE_CHECKING:
     from potentials._mask_lexer import SegmentLexer
     from potentials.grammar_mask import GrammarMask
+    from potentials.vocab_trie import VocabTrie
 
 
 class Segment:
@@ -37,6 +38,30 @@ class Segment:
         self.depths: list[int] = []  # stack depths D of this segment's entries in _by_top
 
 
+def class_summaries(trie: VocabTrie, node_class: np.ndarray, edge_class: np.ndarray,
+                    n_classes: int, n_bits: int = 63) -> tuple[np.ndarray, ...]:
+    """(class_bits, kid_bits, sub_bits): one bit per class (the ``n_bits`` classes most
+    frequent on edges get their own, the rest share bit ``n_bits``), and per node the
+    bits of the classes of its children / of every node below it (what
+    ``_mask_walk.walk`` reads to skip event checks and uniform subtrees)."""
+    counts = np.bincount(edge_class, minlength=n_classes)
+    order = np.argsort(-counts, kind="stable")
+    class_bit = np.full(n_classes, n_bits, np.uint64)
+    class_bit[order[:n_bits]] = np.arange(min(n_bits, n_classes), dtype=np.uint64)
+    class_bits = np.left_shift(np.uint64(1), class_bit)
+    kid_bits = np.zeros(trie.n_nodes, np.uint64)
+    has = np.diff(trie.child_start) > 0
+    if has.any():
+        kid_bits[has] = np.bitwise_or.reduceat(class_bits[edge_class],
+                                               trie.child_start[:-1][has])
+    own = class_bits[node_class]
+    sub_bits = np.zeros(trie.n_nodes, np.uint64)
+    for q in range(int(trie.node_depth.max(initial=0)), 0, -1):  # deepest level first
+        level = np.flatnonzero(trie.node_depth == q)
+        np.bitwise_or.at(sub_bits, trie.parent[level], sub_bits[level] | own[level])
+    return class_bits, kid_bits, sub_bits
+
+
 class SegmentWalker:
     """Runs segment walks of one grammar mask: the trie as the walk reads it, scratch."""
 
@@ -45,29 +70,18 @@ class SegmentWalker:
         self.words = mask.words
         node_class = mask.char_class[trie.node_char]  # class of the edge into a node
         edge_class = mask.char_class[trie.child_char]  # class of each edge (CSR order)
-        # kid_bits[i]: bit class_bits[c] for each class c of i's children; the 63 classes
-        # most frequent on edges get a bit each, the rest share bit 63
-        counts = np.bincount(edge_class, minlength=mask.n_classes)
-        order = np.argsort(-counts, kind="stable")
-        class_bit = np.full(mask.n_classes, 63, np.uint64)
-        class_bit[order[:63]] = np.arange(min(63, mask.n_classes), dtype=np.uint64)
-        self.class_bits = np.left_shift(np.uint64(1), class_bit)
-        kid_bits = np.zeros(trie.n_nodes, np.uint64)
-        has = np.diff(trie.child_start) > 0
-        if has.any():
-            kid_bits[has] = np.bitwise_or.reduceat(self.class_bits[edge_class],
-                                                   trie.child_start[:-1][has])
+        self.class_bits, kid_bits, sub_bits = class_summaries(trie, node_class, edge_class,
+                                                              mask.n_classes)
         self.node_class = node_class
         # held edges (``vocab_trie``): the classes each may become, in CSR form
         held_start = np.zeros(len(mask.held_classes) + 1, np.int64)
         held_start[1:] = np.cumsum([len(c) for c in mask.held_classes])
         held_cls = np.asarray([c for cs in mask.held_classes for c in cs], np.int64)
         self.held = (np.array([mask.n_char_classes], np.int64), held_start, held_cls)
-        self.trie = (trie.end, trie.parent, node_class, trie.child_start, edge_class,
-                     kid_bits, trie.tok_start, trie.tok_ids, trie.tok_node, self.held)
-        self.scratch = (np.empty(trie.n_nodes, np.int32), np.zeros(trie.n_nodes, np.int32),
-                        np.empty(trie.n_nodes, np.int32))
-        self.gen = 0
+        self.trie = (trie.end, trie.node_depth, node_class, trie.child_start, edge_class,
+                     kid_bits, sub_bits, self.class_bits, trie.tok_start, trie.tok_ids,
+                     self.held)
+        self.stack = np.empty(int(trie.node_depth.max(initial=0)) + 1, np.int64)
         cap = max(1024, trie.n_nodes)
         self.events = (np.empty(cap, np.int64), np.empty(cap, np.int64))
         self.misses = tuple(np.empty(4096, np.int64) for _ in range(5))
@@ -122,11 +136,9 @@ class SegmentWalker:
         n = 0
         while True:
             lex.sync()
-            self.gen += 1
             n, n_missing, n_pairs, n_asked = walk(
                 self.trie, (lex.table, lex.live, self.open_rows, lex.open_row, lex.opens_bits),
-                nodes, states,
-                emits, bits, self.events, n, self.misses, self.scratch, self.gen)
+                nodes, states, emits, bits, self.events, n, self.misses, self.stack)
             self._decide(lex, n_pairs, n_asked)
             if n < 0 or n_missing < 0:  # arrays too small: again from the start, larger
                 if n < 0:

@@ -11,7 +11,7 @@ continues below that node with the next lexer.
 
 The trie is numbered in preorder, so a subtree is the id range [i, ``end[i]``) and a
 walk is one forward scan: a node's state is its parent's stepped on the node's class,
-and a dead node skips its subtree in one jump.  No stack, and the arrays are read
+and a dead node skips its subtree in one jump.  No recursion, and the arrays are read
 front to back.
 
 The automaton is tabulated lazily: a transition not computed yet (``UNKNOWN``), or a
@@ -33,14 +33,21 @@ PENDING = -3  # table entry: reported unknown in this walk already (the caller f
 
 @njit(cache=True, nogil=True)
 def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_events, misses,
-         scratch, gen):  # pragma: no cover - jit
+         stack):  # pragma: no cover - jit
     """Visit the trie below each (start node, state); return (events, misses, pairs, asks).
 
-    ``trie`` = (end, parent, node_class, child_start, edge_class, kid_bits, tok_start,
-    tok_ids, tok_node, held) (``held``: see ``held_state``) and ``lexer`` = (table, live,
-    open_rows, open_row, opens_bits), with ``opens[s, c]`` = ``open_rows[open_row[s], c]``
-    (see the module docstring); ``kid_bits[i]``/``opens_bits[s]`` summarise i's child
-    classes / the classes s opens as 64-bit sets, so most nodes skip the exact event check.
+    ``trie`` = (end, depth, node_class, child_start, edge_class, kid_bits, sub_bits,
+    class_bits, tok_start, tok_ids, held) (``held``: see ``held_state``) and ``lexer`` =
+    (table, live, open_rows, open_row, opens_bits), with ``opens[s, c]`` =
+    ``open_rows[open_row[s], c]`` (see the module docstring); ``kid_bits[i]``,
+    ``sub_bits[i]``, ``opens_bits[s]`` summarise i's child classes, the classes of every
+    node below i, and the classes s opens as 64-bit sets (``class_bits[c]``: one bit per
+    frequent class, bit 63 shared by the rest), so most nodes skip the exact event check.
+
+    A *uniform* subtree is skipped whole: when every class below node i steps i's state
+    s to s (``loop_bits``) and s opens none of them, every node below is in state s, has
+    no event and no miss, so all its tokens are allowed (e.g. the inside of a string
+    literal: 100k node visits become ~10k).
     Tokens at a start node are allowed only where ``start_emit`` says so.  Events
     (``events`` = (nodes, states)) are appended after the ``n_events`` already there.
 
@@ -49,38 +56,41 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
     entry is set ``PENDING`` and the pair recorded once — or its state's liveness is
     (``live`` set −2, the state recorded once).  A count of −1 means its array is too
     small: the walk stopped early (what was recorded is valid) and is to be run again.
-    ``scratch`` = (state per node, generation mark per node, visited list); ``gen`` is
-    a number no earlier call used.
+    ``stack`` (one slot per trie depth) holds the state of the node last visited at each
+    depth: in preorder that is the parent of the next node one level deeper.  Visited
+    nodes form runs of consecutive ids, whose tokens are consecutive in ``tok_ids``: a
+    run's bits are set when a dead subtree (or the end) closes it.
     """
-    end, parent, node_class, child_start, edge_class, kid_bits, tok_start, tok_ids, \
-        tok_node, held = trie
+    end, depth, node_class, child_start, edge_class, kid_bits, sub_bits, class_bits, \
+        tok_start, tok_ids, held = trie
     n_char, held_start, held_cls = held[0][0], held[1], held[2]
     table, live, open_rows, open_row, opens_bits = lexer
     ev_node, ev_state = events
     miss_node, miss_state, pair_state, pair_class, asked = misses
-    state_of, seen, visited = scratch
-    n_missing = n_pairs = n_asked = n_visited = 0
+    n_missing = n_pairs = n_asked = 0
     cap = ev_node.shape[0]
     miss_cap = miss_node.shape[0]
-    visit_cap = visited.shape[0]
+    loops = np.zeros(table.shape[0], np.uint64)  # loop_bits of the states met, ...
+    looped = np.zeros(table.shape[0], np.bool_)  # ... computed once per walk
     for k in range(start_nodes.shape[0]):
         root = start_nodes[k]
         stop = end[root]
+        state = start_states[k]
+        stack[depth[root]] = state
+        run = root if start_emit[k] else root + 1  # tokens of [run, i) not set yet
         i = root
         while i < stop:
-            if i == root:
-                state = start_states[k]
-            else:
-                ps = state_of[parent[i]]
+            if i != root:
+                d = depth[i]
+                ps = stack[d - 1]
                 c = node_class[i]
                 if c < n_char:
-                    state = table[ps, c]
-                    undecided = state == UNKNOWN or state == PENDING or (
-                        state >= 0 and live[state] < 0)
+                    s = table[ps, c]
+                    undecided = s == UNKNOWN or s == PENDING or (s >= 0 and live[s] < 0)
                 else:  # a held edge: alive iff some class its bytes may become is
-                    state = held_state(ps, c - n_char, table, live, held)
-                    undecided = state == UNKNOWN
-                if state < 0 or live[state] <= 0:
+                    s = held_state(ps, c - n_char, table, live, held)
+                    undecided = s == UNKNOWN
+                if s < 0 or live[s] <= 0:
                     if undecided:
                         lo, hi = c, c + 1
                         if c >= n_char:
@@ -103,14 +113,14 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
                         miss_node[n_missing] = i
                         miss_state[n_missing] = ps
                         n_missing += 1
+                    for j in range(tok_start[run], tok_start[i]):
+                        t = tok_ids[j]
+                        bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
                     i = end[i]
+                    run = i
                     continue
-            state_of[i] = state
-            if i != root or start_emit[k]:
-                seen[i] = gen
-                if n_visited < visit_cap:  # nested starts may visit a node twice
-                    visited[n_visited] = i
-                n_visited += 1
+                state = s
+                stack[d] = s
             if kid_bits[i] & opens_bits[state]:  # maybe an event: check exactly
                 for j in range(child_start[i], child_start[i + 1]):
                     if open_rows[open_row[state], edge_class[j]]:
@@ -120,25 +130,33 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
                         ev_state[n_events] = state
                         n_events += 1
                         break
+            below = sub_bits[i]
+            if below and not below & opens_bits[state] and live[state] > 0:
+                if not looped[state]:
+                    loops[state] = loop_bits(table, state, class_bits)
+                    looped[state] = True
+                if not below & ~loops[state]:  # uniform: its tokens stay in the run
+                    i = end[i]
+                    continue
             i += 1
-    # the tokens at visited nodes: per node when few, else one pass over the vocabulary
-    vocab = tok_node.shape[0]
-    if 3 * n_visited < vocab and n_visited <= visit_cap:
-        for v in range(n_visited):
-            i = visited[v]
-            for j in range(tok_start[i], tok_start[i + 1]):
-                t = tok_ids[j]
-                bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-    else:
-        for w in range(bits.shape[0]):
-            acc = np.uint32(0)
-            lo = 32 * w
-            for b in range(min(32, vocab - lo)):
-                node = tok_node[lo + b]
-                if node >= 0 and seen[node] == gen:
-                    acc |= np.uint32(1) << np.uint32(b)
-            bits[w] |= acc
+        for j in range(tok_start[run], tok_start[stop]):
+            t = tok_ids[j]
+            bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
     return n_events, n_missing, n_pairs, n_asked
+
+
+@njit(cache=True, nogil=True)
+def loop_bits(table, s, class_bits):  # pragma: no cover - jit
+    """The class bits (``class_bits``, several classes may share one) all of whose classes
+    step state ``s`` to itself.  Entries not known yet and held-edge columns (past the
+    table's, never stored) count as not looping."""
+    every = np.uint64(0)
+    fails = np.uint64(0)
+    for c in range(class_bits.shape[0]):
+        every |= class_bits[c]
+        if c >= table.shape[1] or table[s, c] != s:
+            fails |= class_bits[c]
+    return every & ~fails
 
 
 @njit(cache=True, nogil=True)

@@ -13,8 +13,8 @@ stored in CSR form: node i's children are ``child_node[child_start[i]:child_star
 reached by characters ``alphabet[child_char[...]]`` (held edges: ids past the
 alphabet); tokens ending at node i are ``tok_ids[tok_start[i]:tok_start[i+1]]``.
 Nodes are numbered in preorder, so i's subtree is the id range [i, ``end[i]``);
-``parent[i]`` and ``node_char[i]`` (the character of the edge into i) let a walk scan
-a subtree forward (``_mask_walk.walk``).
+``node_depth[i]`` and ``node_char[i]`` (the character of the edge into i) let a walk
+scan a subtree forward (``_mask_walk.walk``); ``parent[i]`` is i's parent.
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ class VocabTrie:
         self.n_nodes = n
         self.parent = parent
         self.node_char = node_char
+        self.node_depth = depth.astype(np.int32)  # characters (and held edge) from the root
         self.end = (np.arange(n) + size).astype(np.int32)  # a subtree is [i, end[i])
         # children in CSR form: nodes 1..n-1 grouped by parent (preorder keeps each
         # group's order = character order)
@@ -147,8 +148,8 @@ class VocabTrie:
 
 
 _TRIES: dict[tuple[str, tuple[int, ...]], VocabTrie] = {}
-_FORMAT = b"held-edges-preorder-scan-5"  # part of the disk cache key: bump when the layout changes
-_ARRAYS = ("child_start", "child_char", "child_node", "parent", "node_char", "end",
+_FORMAT = b"held-edges-preorder-scan-6"  # part of the disk cache key: bump when the layout changes
+_ARRAYS = ("child_start", "child_char", "child_node", "parent", "node_char", "node_depth", "end",
            "tok_start", "tok_ids", "tok_node")
 
 

@@ -1,7 +1,7 @@
 """The structures the mask's trie walk reads, each against its definition.
 
 * The vocabulary trie is numbered in preorder: a subtree is the id range [i, end[i]);
-  ``parent``, ``node_char`` and ``tok_node`` agree with the CSR arrays.
+  ``parent``, ``node_depth``, ``node_char`` and ``tok_node`` agree with the CSR arrays.
 * The walk as a forward scan (subtree jumps, lazily tabulated lexer) allows exactly the
   tokens a brute-force run of the same automaton allows, in both token-collection
   branches (per visited node, one pass over the vocabulary).
@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from potentials import LarkGrammar
+from potentials._mask_segment import class_summaries
 from potentials._mask_walk import walk
 from potentials.grammar_mask import unpack
 from potentials.held_chars import narrows
@@ -53,6 +54,7 @@ def test_trie_is_numbered_in_preorder(words):
         for j in range(trie.child_start[i], trie.child_start[i + 1]):
             child = int(trie.child_node[j])
             assert child > i and trie.parent[child] == i
+            assert trie.node_depth[child] == trie.node_depth[i] + 1
             assert trie.node_char[child] == trie.child_char[j]
     for t in range(len(vocab)):
         node = int(trie.tok_node[t])
@@ -77,54 +79,71 @@ def test_trie_is_numbered_in_preorder(words):
     assert trie.depth == max(len(complete_utf8(d)[0]) for d in vocab[:-1])
 
 
-def _brute(trie, char_class, table, start, emit_root):
-    """Tokens below ``start`` along which the automaton stays alive (recursive)."""
-    out = set()
+def _brute(trie, char_class, table, live, opens, start, emit_root):
+    """Tokens below ``start`` along which the automaton stays alive and live, and the
+    events (node, state): visited nodes with a child whose class ``opens[state]``."""
+    out, events = set(), set()
 
     def visit(node, state, is_root):
         if not is_root or emit_root:
             out.update(trie.tok_ids[trie.tok_start[node]:trie.tok_start[node + 1]].tolist())
-        for j in range(trie.child_start[node], trie.child_start[node + 1]):
+        kids = range(trie.child_start[node], trie.child_start[node + 1])
+        if any(opens[state, char_class[trie.child_char[j]]] for j in kids):
+            events.add((node, state))
+        for j in kids:
             nxt = table[state, char_class[trie.child_char[j]]]
-            if nxt >= 0:
+            if nxt >= 0 and live[nxt] > 0:
                 visit(int(trie.child_node[j]), int(nxt), False)
 
     visit(start, 0, True)
-    return out
+    return out, events
 
 
-@settings(max_examples=80, deadline=None)
-@given(vocab_st, st.integers(0, 2**32 - 1), st.booleans())
-def test_scan_walk_allows_what_a_recursive_walk_allows(words, seed, emit_root):
+@settings(max_examples=150, deadline=None)
+@given(vocab_st, st.integers(0, 2**32 - 1), st.booleans(), st.integers(1, 8))
+def test_scan_walk_allows_what_a_recursive_walk_allows(words, seed, emit_root, n_bits):
+    """Random automata with self-loops (uniform subtrees are skipped whole), dead states,
+    events, and few class bits (classes share a bit: a shared bit loops only if all its
+    classes do; an event check reads the bits first)."""
     vocab = [w.encode() for w in words]
     trie = VocabTrie(vocab)
     rng = np.random.default_rng(seed)
     n_cls = len(trie.alphabet) + len(trie.held_keys)
     n_states = int(rng.integers(1, 5))
     table = rng.integers(-1, n_states, (n_states, n_cls)).astype(np.int32)  # fully known
+    loops = rng.random((n_states, n_cls)) < 0.5
+    table[loops] = np.nonzero(loops)[0]  # many self-loops: uniform subtrees
     char_class = np.arange(n_cls, dtype=np.int32)
-    live = np.ones(n_states, np.int8)
+    live = (rng.random(n_states) < 0.8).astype(np.int8)
+    open_rows = rng.random((3, n_cls)) < rng.choice([0.05, 0.3])
+    open_rows[0] = False  # row 0: the lexeme cannot end
+    open_row = rng.integers(0, 3, n_states).astype(np.int32)
+    opens = open_rows[open_row]
     start = int(rng.integers(0, trie.n_nodes))
-    want = _brute(trie, char_class, table, start, emit_root)
+    want, want_events = _brute(trie, char_class, table, live, opens, start, emit_root)
     node_class = char_class[trie.node_char]
     edge_class = char_class[trie.child_char]
-    arrays = (trie.end, trie.parent, node_class, trie.child_start, edge_class,
-              np.zeros(trie.n_nodes, np.uint64), trie.tok_start, trie.tok_ids, trie.tok_node,
+    class_bits, kid_bits, sub_bits = class_summaries(trie, node_class, edge_class, n_cls,
+                                                     n_bits)
+    arrays = (trie.end, trie.node_depth, node_class, trie.child_start, edge_class,
+              kid_bits, sub_bits, class_bits, trie.tok_start, trie.tok_ids,
               (np.array([n_cls]), np.zeros(1, np.int64), np.zeros(0, np.int64)))  # no held
-    lexer = (table, live, np.zeros((1, n_cls), np.bool_), np.zeros(n_states, np.int32),
-             np.zeros(n_states, np.uint64))
+    opens_bits = np.array([np.bitwise_or.reduce(class_bits[row]) if row.any() else 0
+                           for row in opens], np.uint64)
+    lexer = (table, live, open_rows, open_row, opens_bits)
     words_n = (len(vocab) + 31) // 32
     bits = np.zeros(words_n, np.uint32)
     misses = tuple(np.empty(64, np.int64) for _ in range(5))
-    scratch = (np.empty(trie.n_nodes, np.int32), np.zeros(trie.n_nodes, np.int32),
-               np.empty(trie.n_nodes, np.int32))
-    events = (np.empty(64, np.int64), np.empty(64, np.int64))
+    stack = np.empty(int(trie.node_depth.max()) + 1, np.int64)
+    events = (np.empty(512, np.int64), np.empty(512, np.int64))
     n, n_missing, n_pairs, n_asked = walk(
         arrays, lexer, np.array([start]), np.array([0]), np.array([emit_root]), bits, events,
-        0, misses, scratch, 1)
-    assert (n, n_missing, n_pairs, n_asked) == (0, 0, 0, 0)
+        0, misses, stack)
+    assert (n_missing, n_pairs, n_asked) == (0, 0, 0)
     got = set(np.flatnonzero(unpack(bits, len(vocab))).tolist())
     assert got == want
+    assert sorted(zip(events[0][:n].tolist(), events[1][:n].tolist(), strict=True)) == \
+        sorted(want_events)
 
 
 def test_contexts_with_one_lark_lexer_share_a_table():
