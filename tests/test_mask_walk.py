@@ -79,6 +79,26 @@ def test_trie_is_numbered_in_preorder(words):
     assert trie.depth == max(len(complete_utf8(d)[0]) for d in vocab[:-1])
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.text(ALPHABET, max_size=5), st.sampled_from(TAILS)),
+                min_size=1, max_size=40))
+def test_trie_sorts_paths_alike_in_numpy_and_in_python(words):
+    """The NumPy string sort of the paths (ids + 1 as UCS4, zero-padded) and the Python
+    sort of big-endian byte keys it replaces below a size give the same trie."""
+    import potentials.vocab_trie as vt
+
+    vocab = [w.encode() + tail for w, tail in words]
+    fast = VocabTrie(vocab)
+    saved, vt._MATRIX_CELLS = vt._MATRIX_CELLS, 0
+    try:
+        slow = VocabTrie(vocab)
+    finally:
+        vt._MATRIX_CELLS = saved
+    for name in vt._ARRAYS:
+        assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
+    assert (fast.alphabet, fast.held_keys) == (slow.alphabet, slow.held_keys)
+
+
 def _brute(trie, char_class, table, live, opens, start, emit_root):
     """Tokens below ``start`` along which the automaton stays alive and live, and the
     events (node, state): visited nodes with a child whose class ``opens[state]``."""
