@@ -107,6 +107,7 @@ class ParserEngine:
         self.initial_ind = self.indentation.initial if indenter else 0
         self._nl_alive: dict[tuple[LexContext, int], bool] = {}
         self._ends: dict[tuple[StackNode, int], bool] = {}  # accepts_end, memoised
+        self._units: dict[tuple[int, int, str], int] = {}  # see _unit_chain
         self.node_count = 0
         self.root = self.reset_stacks()
 
@@ -155,14 +156,37 @@ class ParserEngine:
             if popped < 0:                                   # shift
                 out = self._push(cur, arg)
                 break
-            for _ in range(popped):
+            if popped == 1:  # a chain of unit reductions, in one step (see _unit_chain)
                 cur = cur.parent
+                top = self._unit_chain(cur.state, table[cur.state][arg][1], name)
+            else:
+                for _ in range(popped):
+                    cur = cur.parent
+                top = table[cur.state][arg][1]
             if cur.height < low:
                 low = cur.height
-            cur = self._push(cur, table[cur.state][arg][1])
+            cur = self._push(cur, top)
         node.fed[term] = out
         node.fed_low[term] = low
         return out, low
+
+    def _unit_chain(self, below: int, top: int, name: str) -> int:
+        """The top state after the unit reductions (one symbol popped, one goto pushed)
+        that ``name`` triggers from ``top`` on ``below``: each leaves ``below`` in place,
+        so the chain depends on these two states only (e.g. the 13 precedence levels an
+        SQL expression climbs before a comma).  Memoised; none of its states is interned.
+        """
+        key = (below, top, name)
+        got = self._units.get(key)
+        if got is None:
+            table, got = self._table, top
+            while True:
+                action = table[got].get(name)
+                if action is None or action[0] != 1:
+                    break
+                got = table[below][action[1]][1]
+            self._units[key] = got
+        return got
 
     def _actions(self, state: int) -> tuple[frozenset[int], list[tuple[int, str, frozenset[int]]]]:
         """State ``state``'s terminals that shift, and its reductions as (length, goto
