@@ -75,6 +75,41 @@ class SharedSegmentLexer:
         self.n_lex = 0  # rows of lex_next computed
         self._emitters: dict[int, frozenset[int]] = {}  # lexeme state -> E (see emitters)
         self.tabulate()
+        self.prefilled = 0  # triples 0..prefilled-1 are (lid, 0, -1): see prefill
+        if mask.engine.indentation is None:
+            self.prefill()
+
+    def prefill(self) -> None:
+        """Every unconstrained triple (lid, 0, −1), sid = lid, with its whole table row,
+        and per lexeme state what a context view needs to decide its liveness and open
+        row at once (``SegmentLexer.__init__``): ``emit_rows[lid, t]`` (t may be emitted)
+        and ``close_cid[lid, t]`` (the constraint set ending as t leaves, −1: t does not
+        end it; ``regular[lid]`` False where a terminal ends it twice: left lazy).
+
+        Stepping set 0 leaves set 0 (``ConstraintTable``), and without indentation the
+        width is −1, so these rows are ``lex_next`` renamed: no walk from an
+        unconstrained state misses a transition."""
+        n, lc = self.n_lex, self.lc
+        self.pairs = [(lid, 0, -1) for lid in range(n)]
+        self.index = {key: sid for sid, key in enumerate(self.pairs)}
+        size = max(16, 1 << max(0, n - 1).bit_length())
+        self.table = np.full((size, self.table.shape[1]), UNKNOWN, np.int32)
+        self.table[:n] = np.where(self.lex_next[:n] == DEAD, DEAD_STATE, self.lex_next[:n])
+        self.lid_of = np.zeros(size, np.int32)
+        self.lid_of[:n] = np.arange(n)
+        self.cid_of = np.zeros(size, np.int32)
+        n_terms = len(self.mask.engine.autos)
+        self.emit_rows = np.zeros((n, n_terms), np.bool_)
+        self.close_cid = np.full((n, n_terms), -1, np.int32)
+        self.regular = np.ones(n, np.bool_)
+        merge = self.mask.constraints.merge
+        for lid in range(n):
+            self.emit_rows[lid, list(self.emitters(lid))] = True
+            for term, extra in lc.closes(lid):
+                if self.close_cid[lid, term] >= 0:
+                    self.regular[lid] = False
+                self.close_cid[lid, term] = merge(0, extra)
+        self.prefilled = n
 
     def tabulate(self) -> None:
         """Rows of ``lex_next`` for every lexeme state of ``lc`` and all they reach."""
@@ -158,6 +193,28 @@ class SegmentLexer:
         self.opens_bits = np.zeros(16, np.uint64)  # that row as a set of class bits
         self._closes: dict[int, list[tuple[int, int, int]]] = {}
         self._rows: dict[tuple[int, int], int] = {}  # (lexeme state, cid) -> open row
+        if shared.prefilled:
+            self._know_unconstrained()
+
+    def _know_unconstrained(self) -> None:
+        """The overlay of the shared lexer's prefilled triples (lid, 0, −1), at once:
+        alive iff a useful terminal may be emitted, open row from the constraint sets
+        its useful closes leave (what ``know`` computes one state at a time)."""
+        shared, walker = self.shared, self.mask.walker
+        n = shared.prefilled
+        self.sync()
+        useful = np.zeros(shared.emit_rows.shape[1], np.bool_)
+        useful[[t for t in self._useful if t < len(useful)]] = True
+        alive = (shared.emit_rows & useful).any(axis=1)
+        cids = np.where(useful, shared.close_cid, -1)
+        self.live[:n] = np.where(shared.regular, alive, -1)
+        for lid in np.flatnonzero(alive & shared.regular & (cids >= 0).any(axis=1)).tolist():
+            row = cids[lid]
+            key = frozenset(row[row >= 0].tolist())
+            got = self._rows[(lid, 0)] = walker.open_row(key)
+            if got:
+                self.open_row[lid] = got
+                self.opens_bits[lid] = walker.open_row_bits[got]
 
     @property
     def table(self) -> np.ndarray:
