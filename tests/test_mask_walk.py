@@ -183,6 +183,41 @@ def test_contexts_with_one_lark_lexer_share_a_table():
         assert view.table is view.shared.table
 
 
+def test_prefilled_rows_and_overlays_equal_the_lazy_ones():
+    """Unconstrained triples are tabulated at compile and every context view decides
+    them at once: their table rows equal what ``fill`` computes, their liveness and open
+    rows what ``know`` computes one state at a time (SQL: case-insensitive keywords
+    against identifiers, so constrained triples exist beside them)."""
+    import grammars
+
+    g = LarkGrammar(grammars.load("sql"), ignore_case=True)
+    vocab = [w.encode() for w in ["SELECT", " a", " FROM", " t", " WHERE", " b", " =", " 1",
+                                  ",", "(", ")", " se", "lect", "'x'", " ORDER", " BY"]]
+    m = g.token_masker(vocab, [])
+    for text in ["", "SELECT a", "SELECT a FROM t WHERE b = 1", "SELECT se", "SELECT (a"]:
+        m.bits(text)
+    assert m._lexers
+    for shared in m._shared_lexers.values():
+        n = shared.prefilled
+        assert n == shared.n_lex > 0 and shared.pairs[:n] == [(lid, 0, -1) for lid in range(n)]
+        got = shared.table[:n].copy()
+        shared.table[:n] = -2
+        shared.fill(np.repeat(np.arange(n), got.shape[1]), np.tile(np.arange(got.shape[1]), n))
+        assert np.array_equal(shared.table[:n], got)
+    for view in m._lexers.values():
+        n = view.shared.prefilled
+        decided = np.flatnonzero(view.live[:n] >= 0)
+        assert len(decided) == int(view.shared.regular.sum())
+        live, row, bits = (view.live[decided].copy(), view.open_row[decided].copy(),
+                           view.opens_bits[decided].copy())
+        view.live[decided], view.open_row[decided], view.opens_bits[decided] = -1, 0, 0
+        view._rows.clear()
+        view.know(decided)
+        assert np.array_equal(view.live[decided], live)
+        assert np.array_equal(view.open_row[decided], row)
+        assert np.array_equal(view.opens_bits[decided], bits)
+
+
 def test_events_only_where_a_next_lexeme_may_start():
     """After "(" the NAME lexeme starts; Lark reads NAME greedily, so nothing but "," or
     ")" may start the next lexeme: no event inside "abab", one at "ab" (child ",")."""
