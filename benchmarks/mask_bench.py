@@ -9,11 +9,12 @@ advancing their matcher with the token ids) and must allow the trace's next toke
 the last).  The first third of the documents warms every engine up; the rest is timed.
 Each (grammar, tokenizer, engine) runs in a fresh worker process:
 
-* compile: grammar + tokenizer, cold (a fresh process; our vocabulary-trie disk cache is
-  pointed at an empty folder; Numba's disk cache of the trie walk stays warm, and Numba only
-  loads it at the first mask).  For ours also two second compiles in the same process (a new
-  LarkGrammar + masker): with the trie on disk as a new process would find it, and with
-  everything warm in the process (shown "disk / process cache").  Our masker and llguidance compute
+* compile: grammar + tokenizer, cold (a fresh process; our disk caches of the vocabulary
+  trie and of Lark's parser are pointed at an empty folder; Numba's disk cache of the trie
+  walk stays warm, and Numba only loads it at the first mask).  For ours also two second
+  compiles in the same process (a new LarkGrammar + masker): with the trie and Lark's parser
+  on disk as a new process would find them, and with everything warm in the process (shown
+  "disk / process cache").  Our masker and llguidance compute
   lazily, so the warm-up column (seconds spent on the warm-up documents' masks) matters.
 * per-token mask time: median, p99, p99.9 in microseconds over all timed positions, and the
   ratio of each peer's median / p99 to ours.  Positions where the prefix ends inside a UTF-8
@@ -142,11 +143,12 @@ def run_worker(spec: dict) -> dict:
 
     engine = mask_engines.ENGINES[spec["engine"]](spec["grammar"], tok, vb, eos, docs)
     ours = spec["engine"] == "ours"
-    if ours:  # cold: our vocabulary trie's disk cache goes to an empty folder
+    if ours:  # cold: our disk caches (vocabulary trie, Lark's parser) go to an empty folder
         import potentials.vocab_trie as vt
 
         trie_dir = tempfile.mkdtemp(prefix="mask_bench_tries.")
         vt._cache_file = lambda key: Path(trie_dir) / f"{key}.npz"
+        os.environ["SMC_DECODE_GRAMMAR_CACHE"] = trie_dir
     rss0 = _status("VmRSS")
     _reset_peak()
     t0 = time.perf_counter()

@@ -88,7 +88,7 @@ class ParserEngine:
         self.autos = [CharAutomaton(t.pattern.to_regexp(), g_regex_flags) for t in terminals]
         for t, auto in zip(terminals, self.autos, strict=True):  # see _lark_munch
             auto.longest = auto.exact and longest_match_safe(t.pattern.to_regexp(), g_regex_flags)
-        self.ignore = frozenset(self.index[n] for n in lark.ignore_tokens if n in self.index)
+        self.ignore = frozenset(self.index[n] for n in lark.lexer_conf.ignore if n in self.index)
         self.constraints = Constraints(self.autos)
         self._lexinfo: dict[int, tuple[list[int], list[int], dict[int, list[int]]]] = {}
         self._by_action: dict[int, tuple[frozenset[int], list]] = {}

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from lark import Lark, logger
 from lark.exceptions import LarkError, LexError
 
+from potentials import _lark_cache
 from potentials._lark_indent import GrammarIndenter, wants_indenter
 from potentials._lark_parser import Config, ParserEngine, compile_flags
 from potentials._lark_regex import DEAD
@@ -188,22 +189,21 @@ def _check_language_not_empty(lark: Lark, engine: ParserEngine, start: str,
 
 
 def build_lark(grammar_text: str, start: str, ignore_case: bool, strict: bool) -> Lark:
-    """Lark's LALR(1) parser of ``grammar_text``; GrammarError with a location if it fails."""
-    try:
-        with _shift_reduce_log() as log, _without_overlap_scan():
-            postlex = GrammarIndenter() if wants_indenter(grammar_text) else None
-            lark = Lark(grammar_text, parser="lalr", lexer="contextual", start=start,
-                        g_regex_flags=compile_flags(ignore_case), cache=False, postlex=postlex)
-            _compile_lexers(lark, compile_flags(ignore_case))
-    except Exception as exc:  # Lark raises GrammarError, UnexpectedInput, LexError, ...
-        msg = str(exc)
-        if f"undefined rule: NonTerminal('{start}')" in msg:
-            rules = sorted({m for m in _RULE_DEF.findall(grammar_text) if not m.isupper()})
-            raise GrammarError(f"start rule '{start}' is not defined "
-                               f"(rules defined: {', '.join(rules) or 'none'})") from exc
-        line, column = _locate(exc, grammar_text)
-        kind = "LALR(1) conflict" if "collision" in msg else type(exc).__name__
-        raise GrammarError(f"{kind}: {_first_line(msg)}", line, column) from exc
+    """Lark's LALR(1) parser of ``grammar_text``, from the disk cache after the first build
+    (``_lark_cache``); GrammarError with a location if it fails."""
+    cache = _lark_cache.cache_file(grammar_text, start, ignore_case)
+    known = None if cache is None else _lark_cache.known_conflicts(cache)
+    use = cache is not None and _lark_cache.writable(cache)
+    lark, log = _lark(grammar_text, start, ignore_case, str(cache) if use else False)
+    if _lark_cache.was_loaded(log):
+        if known is None:  # another process wrote the cache since: its conflicts unknown
+            lark, log = _lark(grammar_text, start, ignore_case, False)
+        else:
+            log = known  # Lark's cache holds the parser, not what its analysis logged
+    if log is not known:
+        log = [m for m in log if m.startswith(("Shift/Reduce", " * "))]
+        if use and cache is not None:
+            _lark_cache.remember_conflicts(cache, log)
     conflicts = [m for m in log if m.startswith("Shift/Reduce")]
     if strict and conflicts:
         rules = [m.strip(" *") for m in log if m.startswith(" * ")]
@@ -215,6 +215,27 @@ def build_lark(grammar_text: str, start: str, ignore_case: bool, strict: bool) -
                                                                      uses=False)
         raise GrammarError(msg, line, column)
     return lark
+
+
+def _lark(grammar_text: str, start: str, ignore_case: bool,
+          cache: str | bool) -> tuple[Lark, list[str]]:
+    """Lark's parser and the messages Lark logged building (or loading) it."""
+    try:
+        with _shift_reduce_log() as log, _without_overlap_scan():
+            postlex = GrammarIndenter() if wants_indenter(grammar_text) else None
+            lark = Lark(grammar_text, parser="lalr", lexer="contextual", start=start,
+                        g_regex_flags=compile_flags(ignore_case), cache=cache, postlex=postlex)
+            _compile_lexers(lark, compile_flags(ignore_case))
+    except Exception as exc:  # Lark raises GrammarError, UnexpectedInput, LexError, ...
+        msg = str(exc)
+        if f"undefined rule: NonTerminal('{start}')" in msg:
+            rules = sorted({m for m in _RULE_DEF.findall(grammar_text) if not m.isupper()})
+            raise GrammarError(f"start rule '{start}' is not defined "
+                               f"(rules defined: {', '.join(rules) or 'none'})") from exc
+        line, column = _locate(exc, grammar_text)
+        kind = "LALR(1) conflict" if "collision" in msg else type(exc).__name__
+        raise GrammarError(f"{kind}: {_first_line(msg)}", line, column) from exc
+    return lark, log
 
 
 class LarkGrammar(Potential):
