@@ -14,9 +14,11 @@ context's own lexer's.
 States are (lexeme state, constraint set, newline width) triples; columns are the
 grammar mask's character classes (a held edge of the vocabulary trie, a token ending
 inside a UTF-8 character, reads the columns of the characters it may become:
-``_mask_walk.held_state``).  Entries are tabulated on demand: ``UNKNOWN`` ones are
-filled when a walk reaches them (the walk reports them and resumes), so only the
-transitions that some token reads are computed.
+``_mask_walk.held_state``).  The unconstrained states (constraint set 0, no newline
+width: most of them) are tabulated at compile and each context decides their liveness
+at once when it is created (``SharedSegmentLexer.prefill``); the rest are tabulated on
+demand: ``UNKNOWN`` entries are filled when a walk reaches them (the walk reports them
+and resumes), so only the transitions that some token reads are computed.
 """
 
 from __future__ import annotations
@@ -113,14 +115,13 @@ class SharedSegmentLexer:
 
     def tabulate(self) -> None:
         """Rows of ``lex_next`` for every lexeme state of ``lc`` and all they reach."""
-        lc, reps = self.lc, self.mask.class_rep[: self.mask.n_char_classes]
-        step = lc.step
+        lc, reps = self.lc, tuple(self.mask.class_rep[: self.mask.n_char_classes])
         row = self.n_lex
         while row < len(lc._states):  # stepping appends the states it reaches
             if row >= len(self.lex_next):
                 self.lex_next = np.concatenate([self.lex_next, np.full_like(self.lex_next,
                                                                             DEAD)])
-            self.lex_next[row] = [step(row, ch) for ch in reps]
+            self.lex_next[row] = lc.step_row(row, reps)
             row += 1
         self.n_lex = row
 
