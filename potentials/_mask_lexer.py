@@ -57,6 +57,33 @@ class ConstraintTable:
         return self.next
 
 
+_ROW_WEIGHTS = np.random.default_rng(0).integers(1, 2**63, 4096, dtype=np.uint64) | 1
+
+
+def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index of each distinct row's first occurrence, distinct-row number of each row).
+
+    Rows are grouped by a random 64-bit linear hash (one matrix product), then checked
+    equal to their group's first row; a collision falls back to exact byte keys."""
+    width = rows.shape[1]
+    if width <= len(_ROW_WEIGHTS):
+        with np.errstate(over="ignore"):
+            hashes = (rows.astype(np.uint64) + np.uint64(2)) @ _ROW_WEIGHTS[:width]
+        _, first, which = np.unique(hashes, return_index=True, return_inverse=True)
+        which = which.reshape(-1)
+        if (rows == rows[first[which]]).all():
+            return first, which
+    keys: dict[bytes, int] = {}
+    first_l: list[int] = []
+    which = np.empty(len(rows), np.int64)
+    for i, row in enumerate(np.ascontiguousarray(rows)):
+        j = keys.setdefault(row.tobytes(), len(keys))
+        if j == len(first_l):
+            first_l.append(i)
+        which[i] = j
+    return np.asarray(first_l, np.int64), which
+
+
 class SharedSegmentLexer:
     """Transitions of one Lark lexer over (lexeme state, constraints, width), shared by
     every context with that lexer (``lc``: its lexeme states with every terminal useful).
@@ -111,6 +138,7 @@ class SharedSegmentLexer:
                 if self.close_cid[lid, term] >= 0:
                     self.regular[lid] = False
                 self.close_cid[lid, term] = merge(0, extra)
+        self.close_cols = np.flatnonzero((self.close_cid >= 0).any(axis=0))
         self.prefilled = n
 
     def tabulate(self) -> None:
@@ -207,15 +235,22 @@ class SegmentLexer:
         useful = np.zeros(shared.emit_rows.shape[1], np.bool_)
         useful[[t for t in self._useful if t < len(useful)]] = True
         alive = (shared.emit_rows & useful).any(axis=1)
-        cids = np.where(useful, shared.close_cid, -1)
         self.live[:n] = np.where(shared.regular, alive, -1)
-        for lid in np.flatnonzero(alive & shared.regular & (cids >= 0).any(axis=1)).tolist():
-            row = cids[lid]
-            key = frozenset(row[row >= 0].tolist())
-            got = self._rows[(lid, 0)] = walker.open_row(key)
-            if got:
-                self.open_row[lid] = got
-                self.opens_bits[lid] = walker.open_row_bits[got]
+        open_row, opens_bits = self.open_row, self.opens_bits
+        cols = shared.close_cols  # the terminals some state may end as
+        cids = np.where(useful[cols], shared.close_cid[:, cols], -1)
+        ends = np.flatnonzero(alive & shared.regular & (cids >= 0).any(axis=1))
+        if len(ends):  # one open row per distinct set of constraint sets left
+            first, which = _distinct_rows(cids[ends])
+            distinct = cids[ends[first]]
+            kept = distinct >= 0
+            values, counts = distinct[kept].tolist(), kept.sum(axis=1).tolist()
+            rows, at = [], 0
+            for count in counts:
+                rows.append(walker.open_row(frozenset(values[at:at + count])))
+                at += count
+            open_row[ends] = np.asarray(rows, np.int32)[which]
+            opens_bits[ends] = np.asarray(walker.open_row_bits, np.uint64)[open_row[ends]]
 
     @property
     def table(self) -> np.ndarray:
