@@ -218,6 +218,27 @@ def test_prefilled_rows_and_overlays_equal_the_lazy_ones():
         assert np.array_equal(view.opens_bits[decided], bits)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 30), st.integers(1, 6), st.booleans())
+def test_distinct_rows_groups_equal_rows_even_when_hashes_collide(seed, n, width, collide):
+    """``_distinct_rows``: rows numbered by first occurrence of equal content; with every
+    hash equal (weights all zero) the check fails and the exact fallback groups them."""
+    import potentials._mask_lexer as ml
+
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(-1, 3, (n, width)).astype(np.int32)
+    saved = ml._ROW_WEIGHTS
+    if collide:
+        ml._ROW_WEIGHTS = np.zeros_like(saved)
+    try:
+        first, which = ml._distinct_rows(rows)
+    finally:
+        ml._ROW_WEIGHTS = saved
+    assert np.array_equal(rows, rows[first[which]])
+    distinct = {r.tobytes() for r in rows}
+    assert len(first) == len(distinct) == len({rows[i].tobytes() for i in first})
+
+
 def test_events_only_where_a_next_lexeme_may_start():
     """After "(" the NAME lexeme starts; Lark reads NAME greedily, so nothing but "," or
     ")" may start the next lexeme: no event inside "abab", one at "ab" (child ",")."""
