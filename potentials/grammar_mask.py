@@ -181,6 +181,7 @@ class GrammarMask:
             return seg.bits, stack.height
         height = stack.height
         memo = self._by_top
+        top: tuple[int, ...] = ()
         if seg.depths:
             top = _top_states(stack, max(seg.depths) + 1)
             for d in seg.depths:
@@ -217,7 +218,8 @@ class GrammarMask:
         for got in parts.values():
             np.bitwise_or(acc, got, out=acc)
         d = height - low
-        _bounded_put(memo, (seg.uid, d, _top_states(stack, d + 1)), acc, self.cache_size)
+        key = top[: d + 1] if d < len(top) else _top_states(stack, d + 1)
+        _bounded_put(memo, (seg.uid, d, key), acc, self.cache_size)
         if d not in seg.depths:
             seg.depths.append(d)
         return acc, low
