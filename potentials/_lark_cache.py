@@ -8,9 +8,12 @@ does not keep the shift/reduce conflicts it resolved while analysing, which
 ``LarkGrammar(strict=True)`` reports, so they are kept beside it in a small JSON file;
 the Lark cache is used only when that file exists, and both are written by a build.
 
-Files: ``<cache_dir>/lark/<key>.lark`` and ``<key>.conflicts.json``, the key a hash of
-the grammar text, start rule, case flag and the Lark and Python versions.  The folder is
-``$SMC_DECODE_GRAMMAR_CACHE`` when set (``0``/``off``/empty: no cache).
+Files: ``<folder>/<key>.lark`` and ``<key>.conflicts.json``, the key a hash of the grammar
+text, start rule, case flag and the Lark and Python versions; the folder is
+``$SMC_DECODE_GRAMMAR_CACHE`` when set (``0``/``off``/empty: no cache), else
+``<cache_dir>/lark``.  A cache file that cannot be written (full disk, read-only folder)
+only costs the speed-up.  The post-lexer (``GrammarIndenter``) is not stored: Lark takes
+it again at every load.
 """
 
 from __future__ import annotations
@@ -76,14 +79,20 @@ def remember_conflicts(path: Path, lines: list[str]) -> None:
     """Write the conflict lines atomically; a cache that cannot be written is only a
     missed speed-up."""
     target = conflicts_file(path)
+    name = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=target.parent, suffix=".json",
                                          delete=False, encoding="utf-8") as f:
+            name = f.name
             json.dump(lines, f)
-        os.replace(f.name, target)
+        os.replace(name, target)
     except OSError:
-        pass
+        if name is not None:
+            try:
+                os.unlink(name)
+            except OSError:
+                pass
 
 
 def was_loaded(log: list[str]) -> bool:

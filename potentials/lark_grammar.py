@@ -108,7 +108,10 @@ def _shift_reduce_log() -> Iterator[list[str]]:
 
     class _Keep(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            records.append(record.getMessage())
+            try:
+                records.append(record.getMessage())
+            except (TypeError, ValueError):  # e.g. Lark 1.3's cache-save failure message
+                records.append(str(record.msg))  # has more arguments than placeholders
 
     saved = logger.level, logger.handlers[:], logger.propagate
     logger.handlers[:] = [_Keep(logging.DEBUG)]

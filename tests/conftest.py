@@ -11,4 +11,4 @@ import tempfile
 
 _folder = tempfile.mkdtemp(prefix="smc-decode-test-grammars.")
 atexit.register(shutil.rmtree, _folder, True)
-os.environ.setdefault("SMC_DECODE_GRAMMAR_CACHE", _folder)
+os.environ["SMC_DECODE_GRAMMAR_CACHE"] = _folder

@@ -114,3 +114,26 @@ def test_a_cache_written_by_another_process_meanwhile_is_not_trusted(loads, monk
     with pytest.raises(GrammarError, match=r"Shift/Reduce conflict"):
         LarkGrammar(ambiguous, strict=True)
     assert loads == [False, True]  # the second: loaded, distrusted, built again
+
+
+def test_a_cache_that_cannot_be_written_costs_only_the_speed_up(loads, monkeypatch):
+    """A full disk while Lark saves its cache: Lark logs the failure (with a message
+    that has more arguments than placeholders, in Lark 1.3) and the grammar still
+    builds; so does it with a folder where the cache file should be."""
+    import errno
+
+    import lark.lark as lark_module
+
+    real_open = lark_module.FS.open
+
+    def full_disk(name, mode="r", **kwargs):
+        if "w" in mode:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(name, mode, **kwargs)
+
+    monkeypatch.setattr(lark_module.FS, "open", full_disk)
+    assert LarkGrammar('start: "a"+\n').complete("aa") == 0.0
+    monkeypatch.setattr(lark_module.FS, "open", real_open)
+    text = 'start: "b"+\n'
+    lc.cache_file(text, "start", False).mkdir(parents=True)
+    assert LarkGrammar(text).complete("bb") == 0.0

@@ -2,10 +2,11 @@
 
 * The vocabulary trie is numbered in preorder: a subtree is the id range [i, end[i]);
   ``parent``, ``node_depth``, ``node_char`` and ``tok_node`` agree with the CSR arrays.
-* The walk as a forward scan (subtree jumps, lazily tabulated lexer) allows exactly the
-  tokens a brute-force run of the same automaton allows, in both token-collection
-  branches (per visited node, one pass over the vocabulary).
-* Contexts with the same Lark lexer read one shared transition table.
+* The walk as a forward scan (dead and uniform subtrees jumped, tokens set per run of
+  visited nodes) allows exactly the tokens, and records exactly the events, that a
+  brute-force recursive run of the same automaton does.
+* Contexts with the same Lark lexer read one shared transition table; the prefilled
+  unconstrained rows and the views' at-once overlays equal the lazy ones.
 * Events are recorded only where a next lexeme may start.
 """
 
@@ -305,10 +306,10 @@ def test_held_edge_is_decided_per_context():
         _assert_mask_is_brute_force(grammar, vocab, ["", "a", "ae", "b", "be"])
 
 
-def test_nested_start_nodes_do_not_overflow_the_visited_list():
+def test_nested_start_nodes_are_each_scanned():
     """A terminal that is not longest-match safe ends at every "a": the continuation starts
     at nested trie nodes, whose subtrees are scanned once per start (more visits than
-    nodes)."""
+    nodes; the per-depth state stack is reset at each start)."""
     vocab = [b"a" * k for k in range(1, 200)]
     _assert_mask_is_brute_force('start: A+\nA: /a|aa|aaa/', vocab, ["", "a", "aa"])
 
