@@ -52,7 +52,8 @@ class ConstraintTable:
             cid = self.rows
             if cid >= len(self.next):
                 self.next = np.concatenate([self.next, np.zeros_like(self.next)])
-            self.next[cid] = [step(cid, ch) for ch in self.reps]
+            if self.reps:
+                self.next[cid] = [step(cid, ch) for ch in self.reps]
             self.rows += 1
         return self.next
 
@@ -149,7 +150,8 @@ class SharedSegmentLexer:
             if row >= len(self.lex_next):
                 self.lex_next = np.concatenate([self.lex_next, np.full_like(self.lex_next,
                                                                             DEAD)])
-            self.lex_next[row] = lc.step_row(row, reps)
+            if reps:  # (no text token, no character: every row stays dead)
+                self.lex_next[row] = lc.step_row(row, reps)
             row += 1
         self.n_lex = row
 

@@ -68,8 +68,10 @@ class SegmentWalker:
     def __init__(self, mask: GrammarMask) -> None:
         trie = mask.trie
         self.words = mask.words
-        node_class = mask.char_class[trie.node_char]  # class of the edge into a node
-        edge_class = mask.char_class[trie.child_char]  # class of each edge (CSR order)
+        # (a vocabulary without text tokens has no classes: its trie is the root alone)
+        char_class = mask.char_class if len(mask.char_class) else np.zeros(1, np.int32)
+        node_class = char_class[trie.node_char]  # class of the edge into a node
+        edge_class = char_class[trie.child_char]  # class of each edge (CSR order)
         self.class_bits, kid_bits, sub_bits = class_summaries(trie, node_class, edge_class,
                                                               mask.n_classes)
         self.node_class = node_class

@@ -366,3 +366,12 @@ def test_walks_restart_and_resume_with_one_slot_arrays():
             for cut in sorted({0, len(text)} | {rng.randrange(len(text) + 1) for _ in range(3)}):
                 want = T.brute_allowed(name, "tiny", text[:cut])
                 assert np.array_equal(masker.allowed(text[:cut]), want), (name, text[:cut])
+
+
+def test_a_vocabulary_without_text_tokens_masks_only_eos():
+    """Only special tokens (no character at all): the trie is its root, every lexer row
+    stays dead, and the mask is EOS where the text is complete."""
+    for grammar, complete in (('start: "a"*', {"", "a", "aa"}), ('start: "a"+', {"a", "aa"})):
+        m = LarkGrammar(grammar).token_masker([None, None, None], [1])
+        for text in ("", "a", "aa"):
+            assert unpack(m.bits(text), 3).tolist() == [False, text in complete, False]
