@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from potentials._mask_walk import PENDING, UNKNOWN, event_states, group_events, resume, walk
+from potentials.vocab_trie import levels_deepest_first
 
 if TYPE_CHECKING:
     from potentials._mask_lexer import SegmentLexer
@@ -56,8 +57,7 @@ def class_summaries(trie: VocabTrie, node_class: np.ndarray, edge_class: np.ndar
                                                trie.child_start[:-1][has])
     own = class_bits[node_class]
     sub_bits = np.zeros(trie.n_nodes, np.uint64)
-    for q in range(int(trie.node_depth.max(initial=0)), 0, -1):  # deepest level first
-        level = np.flatnonzero(trie.node_depth == q)
+    for level in levels_deepest_first(trie.node_depth):
         np.bitwise_or.at(sub_bits, trie.parent[level], sub_bits[level] | own[level])
     return class_bits, kid_bits, sub_bits
 

@@ -113,9 +113,7 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
                         miss_node[n_missing] = i
                         miss_state[n_missing] = ps
                         n_missing += 1
-                    for j in range(tok_start[run], tok_start[i]):
-                        t = tok_ids[j]
-                        bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                    set_tokens(bits, tok_ids, tok_start[run], tok_start[i])
                     i = end[i]
                     run = i
                     continue
@@ -139,10 +137,16 @@ def walk(trie, lexer, start_nodes, start_states, start_emit, bits, events, n_eve
                     i = end[i]
                     continue
             i += 1
-        for j in range(tok_start[run], tok_start[stop]):
-            t = tok_ids[j]
-            bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+        set_tokens(bits, tok_ids, tok_start[run], tok_start[stop])
     return n_events, n_missing, n_pairs, n_asked
+
+
+@njit(cache=True, nogil=True)
+def set_tokens(bits, tok_ids, lo, hi):  # pragma: no cover - jit
+    """Set the bits of the tokens ``tok_ids[lo:hi]`` (bit t & 31 of word t >> 5)."""
+    for j in range(lo, hi):
+        t = tok_ids[j]
+        bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
 
 
 @njit(cache=True, nogil=True)

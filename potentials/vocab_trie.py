@@ -120,8 +120,7 @@ class VocabTrie:
             q += 1
             rows = rows[plen[rows] > q]
         size = np.ones(n, np.int64)  # subtree sizes, deepest nodes first
-        for q in range(int(depth.max()), 0, -1):
-            nodes = np.flatnonzero(depth == q)
+        for nodes in levels_deepest_first(depth):
             np.add.at(size, parent[nodes], size[nodes])
         self.n_nodes = n
         self.parent = parent
@@ -143,6 +142,14 @@ class VocabTrie:
         np.cumsum(np.bincount(tok_of, minlength=n), out=self.tok_start[1:])
         self.tok_node = np.full(self.vocab_size, -1, np.int32)  # node of each token (−1: none)
         self.tok_node[self.tok_ids] = tok_of
+
+
+def levels_deepest_first(depth: np.ndarray) -> list[np.ndarray]:
+    """The node ids of each depth (``depth`` per node), deepest level first, the root's
+    level left out: one sort, so bottom-up passes cost O(nodes), not O(nodes × depth)."""
+    order = np.argsort(depth, kind="stable")
+    cuts = np.searchsorted(depth[order], np.arange(1, int(depth.max(initial=0)) + 1))
+    return np.split(order, cuts)[:0:-1]
 
 
 def _code_points(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
