@@ -20,6 +20,7 @@ from lark import Lark, logger
 from lark.exceptions import LexError
 
 from potentials import _lark_cache
+from potentials._lalr_tables import LalrParser
 from potentials._lark_indent import GrammarIndenter, wants_indenter
 from potentials._lark_parser import ParserEngine, compile_flags
 from potentials._lark_regex import DEAD
@@ -213,7 +214,8 @@ def _lark(grammar_text: str, start: str, ignore_case: bool,
         with _shift_reduce_log() as log, _without_overlap_scan():
             postlex = GrammarIndenter() if wants_indenter(grammar_text) else None
             lark = Lark(grammar_text, parser="lalr", lexer="contextual", start=start,
-                        g_regex_flags=compile_flags(ignore_case), cache=cache, postlex=postlex)
+                        g_regex_flags=compile_flags(ignore_case), cache=cache, postlex=postlex,
+                        _plugins={"LALR_Parser": LalrParser})
             _compile_lexers(lark, compile_flags(ignore_case))
     except Exception as exc:  # Lark raises GrammarError, UnexpectedInput, LexError, ...
         msg = str(exc)
