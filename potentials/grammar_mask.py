@@ -65,8 +65,11 @@ class GrammarMask:
         self.cache_size = cache_size
         self.walker = SegmentWalker(self)
         self.constraint_table = ConstraintTable(self)
-        for wide in self.engine.wide_contexts():  # every lexer tabulated now, not mid-mask
-            self._shared_lexers[wide.lexer_key] = SharedSegmentLexer(wide, self)
+        if not self._indenting:  # every lexer tabulated and prefilled now, not mid-mask;
+            # an indenting grammar's (no prefill: 124 lexers, 0.45 s for python.lark) are
+            # tabulated when a mask first reaches them (~4 ms each), most never
+            for wide in self.engine.wide_contexts():
+                self._shared_lexers[wide.lexer_key] = SharedSegmentLexer(wide, self)
         freeze_long_lived_heap()
 
     # ---- character classes -------------------------------------------------------------
