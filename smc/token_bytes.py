@@ -53,34 +53,59 @@ def _decoder_kinds(tokenizer) -> set[str]:
     return kinds
 
 
+@lru_cache(maxsize=1)
+def _byte_level_translation() -> dict[int, int]:
+    """``str.translate`` table: stand-in character -> the character of its byte (≤ U+00FF);
+    every other character below U+0100 -> U+0100, so encoding the result as Latin-1 fails
+    exactly where a character has no byte."""
+    table = {ord(c): b for c, b in byte_level_decoder().items()}
+    return {**dict.fromkeys(range(256), 256), **table}
+
+
 def vocab_bytes(tokenizer, vocab_size: int | None = None) -> list[bytes | None]:
     """One entry per token id: its bytes, or ``None`` for special/unused ids."""
     size = vocab_size if vocab_size is not None else len(tokenizer)
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
     special |= {i for i, t in added.items() if getattr(t, "special", True)}
-    pieces = tokenizer.convert_ids_to_tokens(list(range(min(size, len(tokenizer)))))
-    kinds = _decoder_kinds(tokenizer)
-    table = byte_level_decoder()
+    n = min(size, len(tokenizer))
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if hasattr(backend, "id_to_token"):  # a fast tokenizer: what convert_ids_to_tokens
+        pieces = list(map(backend.id_to_token, range(n)))  # calls, without its Python loop
+    else:
+        pieces = tokenizer.convert_ids_to_tokens(list(range(n)))
+    if "ByteLevel" in _decoder_kinds(tokenizer):
+        out = _byte_level(pieces)
+    else:  # SentencePiece style: "▁" for a space, "<0xNN>" for a lone byte
+        out = [None if p is None else p.replace("\u2581", " ").encode("utf-8") for p in pieces]
+        for i, piece in enumerate(pieces):
+            if piece is not None and piece.startswith("<0x"):
+                m = _BYTE_FALLBACK.match(piece)
+                if m:
+                    out[i] = bytes([int(m.group(1), 16)])
+    for i in added:  # a non-special added token is literal text
+        if i < len(out) and pieces[i] is not None:
+            out[i] = pieces[i].encode("utf-8")
+    for i in special:
+        if i < len(out):
+            out[i] = None
+    out.extend([None] * (size - len(out)))
+    return out
+
+
+def _byte_level(pieces: list[str | None]) -> list[bytes | None]:
+    """Bytes of byte-level BPE pieces; a piece with a character outside the stand-in
+    alphabet is taken as literal UTF-8 text."""
+    table = _byte_level_translation()
     out: list[bytes | None] = []
-    for i, piece in enumerate(pieces):
-        if piece is None or i in special:
+    for piece in pieces:
+        if piece is None:
             out.append(None)
             continue
-        if i in added:  # a non-special added token is literal text
+        try:
+            out.append(piece.translate(table).encode("latin-1"))
+        except UnicodeEncodeError:
             out.append(piece.encode("utf-8"))
-        elif "ByteLevel" in kinds:
-            try:
-                out.append(bytes(table[c] for c in piece))
-            except KeyError:
-                out.append(piece.encode("utf-8"))
-        else:
-            m = _BYTE_FALLBACK.match(piece)
-            if m:
-                out.append(bytes([int(m.group(1), 16)]))
-            else:
-                out.append(piece.replace("\u2581", " ").encode("utf-8"))
-    out.extend([None] * (size - len(out)))
     return out
 
 

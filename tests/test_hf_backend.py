@@ -27,6 +27,52 @@ def test_vocab_bytes_roundtrip_tokenizer():
         assert b"".join(table[i] for i in ids).decode("utf-8") == text
 
 
+def test_vocab_bytes_fast_path_equals_the_tokenizer_s_own_conversion():
+    """Pieces read straight from the backend equal ``convert_ids_to_tokens``'s (the path of
+    a tokenizer whose backend has no ``id_to_token``), for sizes below, at and above the
+    vocabulary."""
+    tok = tiny_tokenizer()
+
+    class Backend:  # the backend's decoder, without id_to_token
+        decoder = tok.backend_tokenizer.decoder
+
+    class Slow:  # the same tokenizer whose pieces come from convert_ids_to_tokens
+        backend_tokenizer = Backend()
+
+        def __getattr__(self, name):
+            return getattr(tok, name)
+
+        def __len__(self):
+            return len(tok)
+
+    for size in (len(tok) - 5, len(tok), len(tok) + 7):
+        assert vocab_bytes(tok, size) == vocab_bytes(Slow(), size)
+
+
+def test_byte_level_pieces_translate_to_bytes_or_stay_literal_text():
+    from smc.token_bytes import _byte_level
+
+    got = _byte_level(["Ġa", "Ā", "ĊĠĠ", "a b", "数", "Ã©", None])
+    # a raw space or a character outside the stand-in alphabet: the piece is literal text
+    assert got == [b" a", b"\x00", b"\n  ", b"a b", "数".encode(), "é".encode(), None]
+
+
+def test_sentencepiece_style_vocabulary_spaces_bytes_special_and_added():
+    from tokenizers import AddedToken, Tokenizer, decoders, models
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<unk>": 0, "<eos>": 1, "<0x0A>": 2, "<0xC3>": 3, "\u2581the": 4, "cat": 5,
+             "\u2581": 6, "<0x41>": 7}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>", byte_fallback=True))
+    backend.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(),
+                                         decoders.Fuse()])
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>", unk_token="<unk>")
+    tok.add_tokens([AddedToken("<tab>", special=False)])
+    table = vocab_bytes(tok, len(tok) + 2)
+    assert table[:8] == [None, None, b"\n", b"\xc3", b" the", b"cat", b" ", b"A"]
+    assert table[8] == b"<tab>" and table[9:] == [None, None]
+
+
 def test_byte_level_table_is_a_bijection():
     table = byte_level_decoder()
     assert len(table) == 256 and sorted(table.values()) == list(range(256))
