@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from potentials._heap import collector_paused, freeze_long_lived_heap
 from potentials._lark_lexer import LexContext
 from potentials._lark_parser import Config, StackNode
 from potentials._lark_regex import DEAD
@@ -36,6 +37,12 @@ class GrammarMask:
 
     def __init__(self, grammar, vocab_bytes: Sequence[bytes | None],
                  eos_ids: Iterable[int] = (), cache_size: int = 4096) -> None:
+        with collector_paused():  # see _heap: no full collection mid-compile
+            self._build(grammar, vocab_bytes, eos_ids, cache_size)
+        freeze_long_lived_heap()
+
+    def _build(self, grammar, vocab_bytes: Sequence[bytes | None], eos_ids: Iterable[int],
+               cache_size: int) -> None:
         self.grammar = grammar
         self.engine = grammar._engine
         self.constraints = self.engine.constraints
@@ -70,7 +77,6 @@ class GrammarMask:
             # tabulated when a mask first reaches them (~4 ms each), most never
             for wide in self.engine.wide_contexts():
                 self._shared_lexers[wide.lexer_key] = SharedSegmentLexer(wide, self)
-        freeze_long_lived_heap()
 
     # ---- character classes -------------------------------------------------------------
     def _classes(self) -> None:
@@ -309,32 +315,6 @@ class GrammarMask:
     def allowed(self, text: str) -> np.ndarray:
         """Boolean mask (length V) of the tokens allowed after ``text``, EOS included."""
         return unpack(self.bits(text), self.vocab_size)
-
-
-def freeze_long_lived_heap() -> None:
-    """Move every object alive now out of the cyclic collector's scans (``gc.freeze``).
-
-    A process that imported torch and transformers holds ~350k tracked objects; each
-    full collection scans them all (measured: pauses up to 0.27 s inside a token
-    mask, 40% of the mask time over the SQL trace).  What exists once a model or a
-    mask is loaded lives as long as the process, so freezing it costs nothing and
-    leaves only the objects created afterwards to scan.  Set
-    ``SMC_DECODE_NO_GC_FREEZE=1`` to opt out.
-    """
-    import atexit
-    import gc
-    import os
-
-    global _UNFREEZE_AT_EXIT
-    if os.environ.get("SMC_DECODE_NO_GC_FREEZE"):
-        return
-    gc.freeze()
-    if not _UNFREEZE_AT_EXIT:  # let the shutdown collection see everything again
-        atexit.register(gc.unfreeze)
-        _UNFREEZE_AT_EXIT = True
-
-
-_UNFREEZE_AT_EXIT = False
 
 
 def _top_states(stack: StackNode, n: int) -> tuple[int, ...]:

@@ -27,6 +27,7 @@ from collections import OrderedDict
 
 from lark.exceptions import LarkError
 
+from potentials._heap import collector_paused
 from potentials._lark_build import GrammarError, build_lark, check_language_not_empty
 from potentials._lark_parser import Config, ParserEngine, compile_flags
 from potentials.base import NEG_INF, Potential
@@ -53,10 +54,11 @@ class LarkGrammar(Potential):
         self.start = start
         self.ignore_case = ignore_case
         self.cache_size = max(1, int(cache_size))
-        self._lark = build_lark(grammar_text, start, ignore_case, strict)
-        self._engine = ParserEngine(self._lark, compile_flags(ignore_case),
-                                    indenter=self._lark.options.postlex)
-        check_language_not_empty(self._lark, self._engine, start, grammar_text)
+        with collector_paused():  # see _heap: no full collection mid-compile
+            self._lark = build_lark(grammar_text, start, ignore_case, strict)
+            self._engine = ParserEngine(self._lark, compile_flags(ignore_case),
+                                        indenter=self._lark.options.postlex)
+            check_language_not_empty(self._lark, self._engine, start, grammar_text)
         self._initial = self._engine.initial()
         self._ends_exactly = self._engine.ends_exactly
         # LRU caches: OrderedDict evicts its oldest entry in O(1); a dict's
@@ -187,7 +189,8 @@ class LarkGrammar(Potential):
 
     def token_masker(self, vocab_bytes, eos_ids):
         """The compiled ``GrammarMask`` of this grammar for a vocabulary (built once)."""
-        from potentials.grammar_mask import GrammarMask
+        with collector_paused():  # importing it imports Numba: many new containers
+            from potentials.grammar_mask import GrammarMask
 
         key = (id(vocab_bytes), tuple(sorted(eos_ids)))
         maskers = self.__dict__.setdefault("_maskers", {})

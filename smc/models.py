@@ -230,7 +230,7 @@ def load_model(
     tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
     model.to(device)
-    from potentials.grammar_mask import freeze_long_lived_heap
+    from potentials._heap import freeze_long_lived_heap
 
     lm = HFLanguageModel(model, tokenizer, name=name)
     freeze_long_lived_heap()  # the model, torch and transformers outlive every step

@@ -245,7 +245,7 @@ def test_group_events_equals_a_set_reference(seed, n_events, n_nodes):
 def test_compiling_a_mask_freezes_the_long_lived_heap(monkeypatch):
     import gc
 
-    import potentials.grammar_mask as gm
+    import potentials._heap as gm
 
     gc.unfreeze()
     monkeypatch.setenv("SMC_DECODE_NO_GC_FREEZE", "1")
