@@ -18,6 +18,7 @@ Bits: word k bit j of a mask stands for token 32k + j (the xgrammar/llguidance l
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
@@ -48,6 +49,7 @@ class GrammarMask:
         self.constraints = self.engine.constraints
         self.eos_ids = np.asarray(sorted(set(eos_ids)), np.int64)
         self.trie: VocabTrie = vocab_trie(vocab_bytes, exclude=self.eos_ids.tolist())
+        _allow_recursion(max((len(b) for b in vocab_bytes if b), default=0))
         self.vocab_size = len(vocab_bytes)
         self.words = (self.vocab_size + 31) // 32
         self._classes()
@@ -315,6 +317,15 @@ class GrammarMask:
     def allowed(self, text: str) -> np.ndarray:
         """Boolean mask (length V) of the tokens allowed after ``text``, EOS included."""
         return unpack(self.bits(text), self.vocab_size)
+
+
+def _allow_recursion(longest_token: int) -> None:
+    """Room for the collectors' recursion: one frame per lexeme that ends inside a token,
+    so at most one per byte of the longest token, above what the caller already uses.
+    (Python-to-Python calls use no C stack since 3.11: a higher limit is safe.)"""
+    need = 1000 + longest_token + 100
+    if sys.getrecursionlimit() < need:
+        sys.setrecursionlimit(need)
 
 
 def _top_states(stack: StackNode, n: int) -> tuple[int, ...]:

@@ -254,3 +254,18 @@ def test_compiling_a_mask_freezes_the_long_lived_heap(monkeypatch):
     monkeypatch.delenv("SMC_DECODE_NO_GC_FREEZE")
     gm.freeze_long_lived_heap()
     assert gc.get_freeze_count() > 1000  # pytest, numpy, lark ... are frozen
+
+
+def test_a_token_of_thousands_of_lexemes_is_masked_not_a_recursion_error():
+    """The collectors recurse once per lexeme ending inside a token: a token of 3,000
+    one-character lexemes (and 1,500 unary minuses under the indenting Python grammar)
+    is judged like any other, by the brute-force rule."""
+    g = LarkGrammar('start: "a"+')
+    vocab = [b"a", b"a" * 3000, b"b", b"a" * 2999 + b"b"]
+    assert unpack(g.token_masker(vocab, []).bits(""), 4).tolist() == [True, True, False, False]
+    py = LarkGrammar(grammars.load("python"), start="function")
+    vocab = [b"(", b"-" * 1500, b"-" * 1499 + b")", b"x"]
+    text = "def f(x):\n    return "
+    want = [py.prefix(text + v.decode()) == 0.0 for v in vocab]
+    assert want == [True, True, False, True]
+    assert unpack(py.token_masker(vocab, []).bits(text), 4).tolist() == want
