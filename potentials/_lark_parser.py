@@ -18,8 +18,9 @@ from lark import Lark
 from lark.indenter import Indenter
 from lark.parsers.lalr_analysis import Shift
 
+from potentials._lark_contexts import LexerContexts
 from potentials._lark_indent import Indentation
-from potentials._lark_lexer import Constraints, LexContext, SharedSteps
+from potentials._lark_lexer import Constraints, LexContext
 from potentials._lark_munch import longest_match_safe
 from potentials._lark_regex import DEAD, CharAutomaton
 
@@ -90,19 +91,11 @@ class ParserEngine:
             auto.longest = auto.exact and longest_match_safe(t.pattern.to_regexp(), g_regex_flags)
         self.ignore = frozenset(self.index[n] for n in lark.lexer_conf.ignore if n in self.index)
         self.constraints = Constraints(self.autos)
-        self._lexinfo: dict[int, tuple[list[int], list[int], dict[int, list[int]]]] = {}
         self._by_action: dict[int, tuple[frozenset[int], list]] = {}
         # (accepted terminals, height) answers of ``_accepts``, interned: few are distinct,
         # and a fresh one per virtual stack would be a long-lived object for the collector
         self._pairs: dict[tuple[frozenset[int], int], tuple[frozenset[int], int]] = {}
-        # lexer contexts by content: parser states whose Lark lexers agree share them
-        self._contexts: dict[tuple[tuple, frozenset[int]], LexContext] = {}
-        self._by_accepted: dict[tuple[int, frozenset[int], bool], LexContext] = {}
-        self._lexer_nos: dict[int, int] = {}  # parser state -> lexer number
-        self._lexer_key_nos: dict[tuple, int] = {}
-        self._steps = SharedSteps()  # pair-set steps shared by the contexts
-        self._wide: dict[tuple, LexContext] = {}
-        self._lexer_keys: dict[int, tuple] = {}
+        self.lexers = LexerContexts(self._lexer, self.index, self.autos)
         self.indentation = Indentation(self, indenter) if indenter else None
         self.initial_ind = self.indentation.initial if indenter else 0
         self._nl_alive: dict[tuple[LexContext, int], bool] = {}
@@ -240,35 +233,7 @@ class ParserEngine:
         base.shifts[above] = got = self._pairs.setdefault(got, got)
         return got
 
-    # ---- lexer -----------------------------------------------------------------------
-    def _info(self, state: int) -> tuple[list[int], list[int], dict[int, list[int]]]:
-        """Lark's lexer in parser state ``state``: (order, embedded keywords, unless)."""
-        info = self._lexinfo.get(state)
-        if info is None:
-            basic = self._lexer.lexers[state]
-            scanner = basic.scanner
-            order = [self.index[t.name] for t in scanner.terminals]
-            in_order = set(order)
-            embedded = [self.index[t.name] for t in basic.terminals
-                        if self.index[t.name] not in in_order]
-            unless: dict[int, list[int]] = {}
-            for name, callback in basic.callback.items():
-                inner = getattr(callback, "scanner", None)
-                if inner is not None:
-                    unless[self.index[name]] = [self.index[t.name] for t in inner.terminals]
-            info = self._lexinfo[state] = (order, embedded, unless)
-        return info
-
-    def _lexer_key(self, state: int) -> tuple:
-        """What Lark's lexer in ``state`` is made of (equal keys lex alike)."""
-        key = self._lexer_keys.get(state)
-        if key is None:
-            order, embedded, unless = self._info(state)
-            key = self._lexer_keys[state] = (
-                tuple(order), tuple(embedded),
-                tuple(sorted((t, tuple(v)) for t, v in unless.items())))
-        return key
-
+    # ---- lexer (contexts: ``_lark_contexts``) ---------------------------------------------
     def context(self, node: StackNode, in_paren: bool = False) -> LexContext:
         """The lexer context of stack ``node`` (memoised on the node).
 
@@ -278,59 +243,21 @@ class ParserEngine:
         ctx = node.ctx_paren if in_paren else node.ctx
         if ctx is None:
             accepted, node.ctx_low = self._accepts(node, ())
-            # by (lexer, accepted set): the sets are interned (``_pairs``), so this key
-            # hashes in O(1) and the union below is built once per context
-            by_key = (self._lexer_no(node.state), accepted, in_paren)
-            ctx = self._by_accepted.get(by_key)
-            if ctx is None:
-                useful = accepted | self.ignore
-                if in_paren:
-                    useful |= {self.indentation.nl}
-                ctx = self._by_accepted[by_key] = self._context(node.state, useful)
+            extra = self.ignore | {self.indentation.nl} if in_paren else self.ignore
+            ctx = self.lexers.for_accepted(node.state, accepted, in_paren, extra)
             if in_paren:
                 node.ctx_paren = ctx
             else:
                 node.ctx = ctx
         return ctx
 
-    def _context(self, state: int, useful: frozenset[int]) -> LexContext:
-        """The lexer context of Lark's lexer in ``state`` for the ``useful`` terminals."""
-        key = (self._lexer_key(state), useful)
-        ctx = self._contexts.get(key)
-        if ctx is None:
-            order, embedded, unless = self._info(state)
-            ctx = self._contexts[key] = LexContext(self.autos, order, embedded, unless, useful,
-                                                   self._steps)
-            ctx.lexer_key = key[0]
-        return ctx
-
-    def _lexer_no(self, state: int) -> int:
-        """A number for Lark's lexer in ``state`` (equal lexers, equal numbers)."""
-        got = self._lexer_nos.get(state)
-        if got is None:
-            got = self._lexer_nos[state] = self._lexer_key_nos.setdefault(
-                self._lexer_key(state), len(self._lexer_key_nos))
-        return got
-
     def wide_context(self, ctx: LexContext) -> LexContext:
-        """``ctx``'s lexer with every terminal useful: one per lexer, shared by its contexts."""
-        wide = self._wide.get(ctx.lexer_key)
-        if wide is None:
-            wide = self._wide[ctx.lexer_key] = LexContext(
-                self.autos, *ctx.lexer, frozenset(range(len(self.autos))), self._steps)
-            wide.lexer_key = ctx.lexer_key
-        return wide
+        """``ctx``'s lexer with every terminal useful (``LexerContexts.wide``)."""
+        return self.lexers.wide(ctx)
 
     def wide_contexts(self) -> list[LexContext]:
-        """The wide context (``wide_context``) of every parser state's lexer."""
-        for state in self._table:
-            key = self._lexer_key(state)
-            if key not in self._wide:
-                wide = self._wide[key] = LexContext(
-                    self.autos, *self._info(state), frozenset(range(len(self.autos))),
-                    self._steps)
-                wide.lexer_key = key
-        return list(self._wide.values())
+        """The wide context of every parser state's lexer."""
+        return self.lexers.all_wide(self._table)
 
     def context_at(self, node: StackNode, ind: int) -> LexContext:
         """The lexer context of a configuration's stack and indentation state."""
