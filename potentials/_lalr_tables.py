@@ -268,7 +268,7 @@ def reduce_lookaheads(rules: list[Rule], starts: list[str]
                       ) -> list[tuple[frozenset[tuple[Rule, int]], dict[Rule, frozenset[str]]]]:
     """Per LR(0) state: its closure items (rule, dot) and, for each rule reduced there,
     the terminals of its LALR(1) lookahead (before any conflict is resolved)."""
-    g, a, la, everything, _ = _analyse(rules, starts)
+    g, a, la, everything, _ = _analyse(rules, list(dict.fromkeys(starts)))
     out = []
     for s, kernel in enumerate(a.kernels):
         items = {(everything[g.item_rule[i]], i - g.base[g.item_rule[i]]) for i in kernel}
@@ -281,6 +281,7 @@ def reduce_lookaheads(rules: list[Rule], starts: list[str]
 def parse_table(rules: list[Rule], starts: list[str], strict: bool = False) -> IntParseTable:
     """Lark's ``IntParseTable`` of ``rules``: per state, terminal or nonterminal name ->
     ``(Shift, state)`` or ``(Reduce, rule)``; GrammarError as Lark raises it."""
+    starts = list(dict.fromkeys(starts))  # Lark keys its start states by name
     g, a, la, everything, root_ids = _analyse(rules, starts)
     states: dict[int, dict[str, tuple]] = {}
     collisions = []

@@ -340,3 +340,13 @@ def test_lark_s_errors_keep_their_wording():
         parse_table([Rule(a, [NonTerminal("b")])], ["a"])
     with pytest.raises(GrammarError, match=r"undefined rule: NonTerminal\('s'\)"):
         parse_table([Rule(a, [])], ["s"])
+
+
+def test_several_start_symbols_and_a_repeated_one():
+    """Lark keys start states by name: a start named twice is one start."""
+    a, b = NonTerminal("a"), NonTerminal("b")
+    rules = [Rule(a, [Terminal("X"), b]), Rule(b, [Terminal("Y")])]
+    kind, theirs, _ = _lark_table(rules, ["a", "b", "a"], mended=False)
+    ours = parse_table(rules, ["a", "b", "a"])
+    assert kind == "table" and set(ours.start_states) == {"a", "b"}
+    _assert_isomorphic(ours, theirs)
