@@ -27,7 +27,8 @@ from pathlib import Path
 
 import lark
 
-_FORMAT = "lark-cache-1"  # part of the key: bump when what is stored changes
+_FORMAT = "lark-cache-2"  # part of the key: bump when what is stored changes
+# (2: the LALR table is ours, _lalr_tables; a stock Lark table can hold extra lookaheads)
 LOADED = "Loading grammar from cache"  # Lark's debug messages (lark.lark)
 SAVED = "Saving grammar to cache"
 

@@ -49,7 +49,11 @@ class GrammarMask:
         self.constraints = self.engine.constraints
         self.eos_ids = np.asarray(sorted(set(eos_ids)), np.int64)
         self.trie: VocabTrie = vocab_trie(vocab_bytes, exclude=self.eos_ids.tolist())
-        _allow_recursion(max((len(b) for b in vocab_bytes if b), default=0))
+        # the collectors recurse once per lexeme ending inside a token, so at most once
+        # per byte of the longest token: above a few hundred, bits() raises Python's
+        # recursion limit by that much while it collects, and restores it after
+        longest = max((len(b) for b in vocab_bytes if b), default=0)
+        self._extra_frames = longest + 100 if longest > 500 else 0
         self.vocab_size = len(vocab_bytes)
         self.words = (self.vocab_size + 31) // 32
         self._classes()
@@ -284,17 +288,30 @@ class GrammarMask:
             self.stats["hits"] += 1
             return got
         self.stats["misses"] += 1
+        if self._extra_frames:
+            limit = sys.getrecursionlimit()
+            sys.setrecursionlimit(limit + self._extra_frames)
+            try:
+                acc = self._collect_configs(configs)
+            finally:
+                sys.setrecursionlimit(limit)
+        else:
+            acc = self._collect_configs(configs)
+        if (self.eos_ids.size and self.engine.can_end(configs)
+                and self.grammar.complete(text) == 0.0):
+            for e in self.eos_ids.tolist():
+                acc[e >> 5] |= np.uint32(1 << (e & 31))
+        _bounded_put(self._masks, configs, acc, self.cache_size)
+        return acc
+
+    def _collect_configs(self, configs: frozenset[Config]) -> np.ndarray:
+        """OR of the tokens each configuration allows (EOS aside)."""
         acc = np.zeros(self.words, np.uint32)
         for stack, lid, cid, ind, col in configs:
             root = self._root(stack, lid, cid, ind, col)
             got = (self._collect(root, stack, ind) if self._indenting
                    else self._collect_top(root, stack)[0])
             np.bitwise_or(acc, got, out=acc)
-        if (self.eos_ids.size and self.engine.can_end(configs)
-                and self.grammar.complete(text) == 0.0):
-            for e in self.eos_ids.tolist():
-                acc[e >> 5] |= np.uint32(1 << (e & 31))
-        _bounded_put(self._masks, configs, acc, self.cache_size)
         return acc
 
     def cached_bits(self, text: str) -> np.ndarray | None:
@@ -317,15 +334,6 @@ class GrammarMask:
     def allowed(self, text: str) -> np.ndarray:
         """Boolean mask (length V) of the tokens allowed after ``text``, EOS included."""
         return unpack(self.bits(text), self.vocab_size)
-
-
-def _allow_recursion(longest_token: int) -> None:
-    """Room for the collectors' recursion: one frame per lexeme that ends inside a token,
-    so at most one per byte of the longest token, above what the caller already uses.
-    (Python-to-Python calls use no C stack since 3.11: a higher limit is safe.)"""
-    need = 1000 + longest_token + 100
-    if sys.getrecursionlimit() < need:
-        sys.setrecursionlimit(need)
 
 
 def _top_states(stack: StackNode, n: int) -> tuple[int, ...]:

@@ -84,10 +84,10 @@ def vocab_bytes(tokenizer, vocab_size: int | None = None) -> list[bytes | None]:
                 if m:
                     out[i] = bytes([int(m.group(1), 16)])
     for i in added:  # a non-special added token is literal text
-        if i < len(out) and pieces[i] is not None:
+        if isinstance(i, int) and 0 <= i < len(out) and pieces[i] is not None:
             out[i] = pieces[i].encode("utf-8")
-    for i in special:
-        if i < len(out):
+    for i in special:  # (a special token missing from the vocabulary has id None)
+        if isinstance(i, int) and 0 <= i < len(out):
             out[i] = None
     out.extend([None] * (size - len(out)))
     return out

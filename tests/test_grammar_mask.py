@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -268,4 +269,6 @@ def test_a_token_of_thousands_of_lexemes_is_masked_not_a_recursion_error():
     text = "def f(x):\n    return "
     want = [py.prefix(text + v.decode()) == 0.0 for v in vocab]
     assert want == [True, True, False, True]
+    limit = sys.getrecursionlimit()
     assert unpack(py.token_masker(vocab, []).bits(text), 4).tolist() == want
+    assert sys.getrecursionlimit() == limit  # raised only while collecting

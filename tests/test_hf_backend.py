@@ -49,6 +49,24 @@ def test_vocab_bytes_fast_path_equals_the_tokenizer_s_own_conversion():
         assert vocab_bytes(tok, size) == vocab_bytes(Slow(), size)
 
 
+def test_a_special_token_missing_from_the_vocabulary_is_ignored():
+    """A pad token set to a string the vocabulary lacks (no unk token) has id None in
+    ``all_special_ids``: the table is the same as without it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.train_from_iterator(["hello world, héllo wörld\n"] * 10, trainers.BpeTrainer(
+        vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend)
+    before = vocab_bytes(tok, len(tok) + 3)
+    tok.pad_token = "<pad>"
+    assert None in tok.all_special_ids
+    assert vocab_bytes(tok, len(tok) + 3) == before
+
+
 def test_byte_level_pieces_translate_to_bytes_or_stay_literal_text():
     from smc.token_bytes import _byte_level
 

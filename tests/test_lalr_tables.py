@@ -350,3 +350,21 @@ def test_several_start_symbols_and_a_repeated_one():
     ours = parse_table(rules, ["a", "b", "a"])
     assert kind == "table" and set(ours.start_states) == {"a", "b"}
     _assert_isomorphic(ours, theirs)
+
+
+def test_a_tie_lark_breaks_only_with_a_spurious_candidate_is_a_conflict():
+    """Lark's extra lookahead adds a third, higher-priority rule on $END that "resolves"
+    a tie of two equal-priority rules; in the LR(1) lookaheads the tie is real, so the
+    grammar is rejected with that reduce/reduce collision (found by review)."""
+    from potentials import GrammarError, LarkGrammar
+
+    text = 'a.1: a c\n  | b b c c\n  |\nb: b a\n  | a c\nc: b c "w" b\n  |\n%ignore " "\n'
+    with pytest.raises(GrammarError, match=r"Reduce/Reduce collision in Terminal\('\$END'\)"):
+        LarkGrammar(text, start="a")
+    from lark import Lark
+
+    rules = Lark(text, parser="lalr", start="a").parser.parser.parser_conf.rules  # stock Lark
+    tied = [reds for reds in _lr1_lookaheads(rules, "a").values()
+            if sum("$END" in las and (r.options.priority or 0) == 0 for r, las in reds.items())
+            >= 2]
+    assert tied
