@@ -1,15 +1,20 @@
 """LALR(1) parse tables by DeRemer and Pennello's relations, computed on integers.
 
-Lark's own analysis (``lark.parsers.lalr_analysis``) builds the same tables over Python
+Lark's own analysis (``lark.parsers.lalr_analysis``) builds its tables over Python
 objects (items are ``RulePtr`` objects hashed through their rules): 0.8 s of the 1.1 s it
 takes to build the shipped Python grammar's parser. Here items, states and terminal sets
-are ints (terminal sets are bit masks), for the same table (tests/test_lalr_tables.py
-compares them action by action, up to state numbering, on every shipped grammar and on
-random grammars). With ``x = (p, A)`` a goto of state p on nonterminal A:
+are ints (terminal sets are bit masks). With ``x = (p, A)`` a goto of state p on
+nonterminal A, (p, A) includes (p', B) iff B → β A γ, γ ⇒* ε and p' —β→ p:
 
     Read(x)   = DR(x) ∪ ⋃ {Read(y)   : x reads y}
     Follow(x) = Read(x) ∪ ⋃ {Follow(y) : x includes y}
     LA(q, A → ω) = ⋃ {Follow(p, A) : (q, A → ω) lookback (p, A)}
+
+These are the canonical LR(1) lookaheads merged by core. Lark's can be a superset (its
+``includes`` also walks kernel items of A, and its ``digraph`` lets a cycle of the reads
+relation share one growing set); on every shipped grammar the two tables are equal
+action by action (tests/test_lalr_tables.py, which also checks the LR(1) equality on
+random grammars).
 
 Conflicts are resolved as Lark resolves them (shift over reduce, logged at debug level
 with Lark's wording; reduce/reduce by rule priority, else Lark's GrammarError), so Lark
