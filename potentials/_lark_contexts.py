@@ -94,19 +94,17 @@ class LexerContexts:
 
     def wide(self, ctx: LexContext) -> LexContext:
         """``ctx``'s lexer with every terminal useful: one per lexer, shared by its contexts."""
-        wide = self._wide.get(ctx.lexer_key)
-        if wide is None:
-            wide = self._wide[ctx.lexer_key] = LexContext(self._autos, *ctx.lexer, self._all,
-                                                          self.steps)
-            wide.lexer_key = ctx.lexer_key
-        return wide
+        return self._wide.get(ctx.lexer_key) or self._new_wide(ctx.lexer_key, ctx.lexer)
 
     def all_wide(self, states: Iterable[int]) -> list[LexContext]:
         """The wide context of the lexer of every parser state in ``states``."""
         for state in states:
             key = self.key(state)
             if key not in self._wide:
-                wide = self._wide[key] = LexContext(self._autos, *self.info(state), self._all,
-                                                    self.steps)
-                wide.lexer_key = key
+                self._new_wide(key, self.info(state))
         return list(self._wide.values())
+
+    def _new_wide(self, key: tuple, info: LexerInfo) -> LexContext:
+        wide = self._wide[key] = LexContext(self._autos, *info, self._all, self.steps)
+        wide.lexer_key = key
+        return wide

@@ -98,6 +98,8 @@ class ParserEngine:
         self.lexers = LexerContexts(self._lexer, self.index, self.autos)
         self.indentation = Indentation(self, indenter) if indenter else None
         self.initial_ind = self.indentation.initial if indenter else 0
+        # inside brackets the post-lexer drops newlines: always useful there (``context``)
+        self._paren_useful = self.ignore | {self.indentation.nl} if indenter else self.ignore
         self._nl_alive: dict[tuple[LexContext, int], bool] = {}
         self._ends: dict[tuple[StackNode, int], bool] = {}  # accepts_end, memoised
         self._units: dict[tuple[int, int, str], int] = {}  # see _unit_chain
@@ -243,7 +245,7 @@ class ParserEngine:
         ctx = node.ctx_paren if in_paren else node.ctx
         if ctx is None:
             accepted, node.ctx_low = self._accepts(node, ())
-            extra = self.ignore | {self.indentation.nl} if in_paren else self.ignore
+            extra = self._paren_useful if in_paren else self.ignore
             ctx = self.lexers.for_accepted(node.state, accepted, in_paren, extra)
             if in_paren:
                 node.ctx_paren = ctx

@@ -1,4 +1,4 @@
-"""LALR(1) tables on integers (``potentials._lalr_tables``) against three references:
+"""LALR(1) tables on integers (``potentials._lalr_tables``) against two references:
 
 * the canonical LR(1) automaton merged by core, the definition of LALR(1) lookaheads
   (random small grammars, nullable, recursive and unproductive rules included);
@@ -84,19 +84,13 @@ def _outcome(build):
         logger.propagate = saved[2]
 
 
-def _lark_table(rules, starts, strict=False, mended=True):
+def _lark_table(rules, starts):
+    """Lark's own analysis, as ``_outcome`` reports it."""
     def build():
-        analysis = LALR_Analyzer(ParserConf(rules, {}, starts), strict=strict)
+        analysis = LALR_Analyzer(ParserConf(rules, {}, starts))
         analysis.compute_lalr()
         return analysis.parse_table
-    if not mended:
-        return _outcome(build)
-    real = lalr_analysis.traverse
-    lalr_analysis.traverse = _traverse
-    try:
-        return _outcome(build)
-    finally:
-        lalr_analysis.traverse = real
+    return _outcome(build)
 
 
 def _assert_isomorphic(ours, lark) -> None:
@@ -124,7 +118,7 @@ def _assert_isomorphic(ours, lark) -> None:
 def test_shipped_grammars_get_lark_s_own_table(name, start, ignore_case):
     lark, _ = _lark(grammars.load(name), start, ignore_case, False)
     conf = lark.parser.parser.parser_conf
-    kind, theirs, their_log = _lark_table(conf.rules, conf.start, mended=False)
+    kind, theirs, their_log = _lark_table(conf.rules, conf.start)
     assert kind == "table"
     got = _outcome(lambda: parse_table(conf.rules, conf.start))
     assert got[0] == "table" and got[2] == their_log
@@ -346,7 +340,7 @@ def test_several_start_symbols_and_a_repeated_one():
     """Lark keys start states by name: a start named twice is one start."""
     a, b = NonTerminal("a"), NonTerminal("b")
     rules = [Rule(a, [Terminal("X"), b]), Rule(b, [Terminal("Y")])]
-    kind, theirs, _ = _lark_table(rules, ["a", "b", "a"], mended=False)
+    kind, theirs, _ = _lark_table(rules, ["a", "b", "a"])
     ours = parse_table(rules, ["a", "b", "a"])
     assert kind == "table" and set(ours.start_states) == {"a", "b"}
     _assert_isomorphic(ours, theirs)
